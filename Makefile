@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` and `make test` (SPEC §3).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test bench lint migrate check-config demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/router serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check router channels agents sla tests bench
+
+migrate: install
+	$(BIN)/router migrate
+
+check-config: install
+	$(BIN)/router check-config $(FILE)
+
+demo: install
+	$(BIN)/router demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,52 @@
+"""Attachment blobs, content-addressed under `$ROUTER_DATA_DIR/attachments`, metadata in PostgreSQL.
+
+Blobs are written (and fsynced) before the transaction that references them commits, so a
+committed row never points at a missing file; an orphan blob after a rollback is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+from router.inbound import InboundAttachment
+
+
+def blob_path(data_dir: Path, sha256: str) -> Path:
+    return data_dir / "attachments" / sha256[:2] / sha256
+
+
+def write_blob(data_dir: Path, content: bytes) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    path = blob_path(data_dir, digest)
+    if path.exists():
+        return digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    return digest
+
+
+async def store_raw(data_dir: Path, content: bytes) -> str:
+    """Keep an original (e.g. the RFC 822 bytes of a mail) durably; returns its reference."""
+    return "sha256:" + await asyncio.to_thread(write_blob, data_dir, content)
+
+
+async def store(conn: asyncpg.Connection, data_dir: Path, message_id: int,
+                attachments: Sequence[InboundAttachment]) -> None:
+    for attachment in attachments:
+        digest = await asyncio.to_thread(write_blob, data_dir, attachment.content)
+        await conn.execute(
+            "INSERT INTO attachments (message_id, filename, content_type, size, sha256, content_id, inline)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            message_id, attachment.filename, attachment.content_type, len(attachment.content), digest,
+            attachment.content_id, attachment.inline)

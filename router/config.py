@@ -1,0 +1,555 @@
+"""The one typed configuration object: environment settings + the TOML file (SPEC §3).
+
+Everything is validated here, once, so the rest of the code can trust its inputs. Problems are
+collected (not raised one at a time) and reported with the line they come from, which is what
+`router check-config` prints.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sla.calendar import BusinessCalendar, make_calendar
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+AGENT_ROLES = ("agent", "lead", "admin")
+DEFAULT_URGENT_WORDS = (
+    "urgent", "asap", "emergency", "immediately", "critical",
+    "至急", "緊急", "大至急", "急ぎ",
+)
+
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION_FULL = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(Exception):
+    """Raised with every problem found, each already carrying its location."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `"45s"`, `"30m"`, `"4h"`, `"2d"`, `"1w"` or combinations like `"1h30m"`."""
+    if not isinstance(text, str) or not _DURATION_FULL.match(text):
+        raise ValueError(f"{text!r} is not a duration like \"45s\", \"30m\", \"4h\", \"2d\" or \"1h30m\"")
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings from the environment (SPEC §3 Environment)."""
+
+    database_url: str | None
+    data_dir: Path
+    config_path: Path | None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_relay: str | None = None
+    secret_key: str = ""
+    api_token: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_alert_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
+    meta_graph_url: str = "https://graph.facebook.com/v19.0"
+    telegram_bot_token: str | None = None
+    telegram_secret_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    line_channel_secret: str | None = None
+    line_channel_token: str | None = None
+    line_api_url: str = "https://api.line.me"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    timezone: str = "Asia/Tokyo"
+    mail_domains: tuple[str, ...] = ("example.com",)
+    support_address: str = "support@example.com"
+    reopen_window: timedelta = timedelta(days=7)
+    ack_rate_limit: timedelta = timedelta(minutes=5)
+    release_on_offline: bool = False
+    urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
+    max_message_bytes: int = 10 * 1024 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_attachments: int = 20
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    name: str
+    calendar: str
+    first_response: timedelta | None = None
+    next_response: timedelta | None = None
+    resolution: timedelta | None = None
+    warn_at: float = 0.75
+    match_priority: frozenset[str] = frozenset()
+    match_tier: frozenset[str] = frozenset()
+    match_channel: frozenset[str] = frozenset()
+    match_topic: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    email: str
+    name: str
+    team: str | None
+    role: str = "agent"
+    skills: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    capacity: int = 5
+    chat_capacity: int = 3
+    password: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    skill: str | None
+    keywords: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
+    priority: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: Settings
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    sla_policies: tuple[SlaPolicy, ...] = ()
+    teams: tuple[Team, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    source: str = "built-in demo"
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Read the environment once; the rest of the code only sees `Settings`."""
+    data_dir = Path(env.get("ROUTER_DATA_DIR") or "./var").resolve()
+    config_path = env.get("ROUTER_CONFIG")
+    if config_path:
+        path: Path | None = Path(config_path)
+    else:
+        path = Path("router.toml") if Path("router.toml").exists() else None
+    defaults = Settings(database_url=None, data_dir=data_dir, config_path=path)
+
+    def opt(name: str) -> str | None:
+        return env.get(name) or None
+
+    def port(name: str, default: int) -> int:
+        value = env.get(name)
+        if not value:
+            return default
+        if not value.isdigit() or not 0 <= int(value) <= 65535:
+            raise ConfigError([f"environment: {name}={value!r} is not a TCP port"])
+        return int(value)
+
+    return Settings(
+        database_url=opt("DATABASE_URL"),
+        data_dir=data_dir,
+        config_path=path,
+        http_host=env.get("ROUTER_HTTP_HOST") or defaults.http_host,
+        http_port=port("ROUTER_HTTP_PORT", defaults.http_port),
+        smtp_host=env.get("ROUTER_SMTP_HOST") or defaults.smtp_host,
+        smtp_port=port("ROUTER_SMTP_PORT", defaults.smtp_port),
+        public_url=(env.get("ROUTER_PUBLIC_URL") or defaults.public_url).rstrip("/"),
+        smtp_relay=opt("ROUTER_SMTP_RELAY"),
+        secret_key=env.get("ROUTER_SECRET_KEY") or "",
+        api_token=opt("ROUTER_API_TOKEN"),
+        slack_bot_token=opt("SLACK_BOT_TOKEN"),
+        slack_signing_secret=opt("SLACK_SIGNING_SECRET"),
+        slack_alert_channel=opt("SLACK_ALERT_CHANNEL"),
+        slack_api_url=env.get("SLACK_API_URL") or defaults.slack_api_url,
+        meta_app_secret=opt("META_APP_SECRET"),
+        meta_verify_token=opt("META_VERIFY_TOKEN"),
+        meta_graph_url=env.get("META_GRAPH_URL") or defaults.meta_graph_url,
+        telegram_bot_token=opt("TELEGRAM_BOT_TOKEN"),
+        telegram_secret_token=opt("TELEGRAM_SECRET_TOKEN"),
+        telegram_api_url=env.get("TELEGRAM_API_URL") or defaults.telegram_api_url,
+        line_channel_secret=opt("LINE_CHANNEL_SECRET"),
+        line_channel_token=opt("LINE_CHANNEL_TOKEN"),
+        line_api_url=env.get("LINE_API_URL") or defaults.line_api_url,
+    )
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """`ROUTER_SECRET_KEY` or one generated once into the data dir, so sessions survive restarts."""
+    if settings.secret_key:
+        return settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = settings.data_dir / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return Settings(**{**settings.__dict__, "secret_key": key_file.read_text().strip()})
+
+
+def demo_config_text() -> str:
+    return resources.files("router").joinpath("demo.toml").read_text(encoding="utf-8")
+
+
+def load_config(settings: Settings) -> Config:
+    """Load the TOML named by the settings (or the built-in demo) into a validated `Config`."""
+    if settings.config_path is None:
+        return parse_config(demo_config_text(), settings, source="built-in demo")
+    try:
+        text = settings.config_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{settings.config_path}: cannot read: {exc.strerror}"]) from exc
+    return parse_config(text, settings, source=str(settings.config_path))
+
+
+def parse_config(text: str, settings: Settings, source: str = "<config>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: {exc}"]) from exc
+    return _Parser(text, source).build(data, settings)
+
+
+class _Parser:
+    """Turns the TOML tree into dataclasses, collecting problems with their line numbers."""
+
+    def __init__(self, text: str, source: str):
+        self.lines = text.splitlines()
+        self.source = source
+        self.problems: list[str] = []
+
+    # -- locating ---------------------------------------------------------------------------
+    def _section_line(self, section: str, index: int | None) -> int | None:
+        header = re.compile(rf"^\s*\[\[\s*{re.escape(section)}\s*\]\]" if index is not None
+                            else rf"^\s*\[\s*{re.escape(section)}\s*\]")
+        seen = -1
+        for number, line in enumerate(self.lines, start=1):
+            if header.match(line):
+                seen += 1
+                if index is None or seen == index:
+                    return number
+        return None
+
+    def _key_line(self, section: str, index: int | None, key: str | None) -> int | None:
+        start = self._section_line(section, index)
+        if start is None or key is None:
+            return start
+        key_re = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        for number in range(start + 1, len(self.lines) + 1):
+            line = self.lines[number - 1]
+            if re.match(r"^\s*\[", line):
+                break
+            if key_re.match(line):
+                return number
+        return start
+
+    def problem(self, section: str, index: int | None, key: str | None, message: str) -> None:
+        line = self._key_line(section, index, key)
+        where = f"{section}[{index}]" if index is not None else section
+        if key:
+            where += f".{key}"
+        prefix = f"{self.source}:{line}" if line else self.source
+        self.problems.append(f"{prefix}: {where}: {message}")
+
+    # -- typed getters ----------------------------------------------------------------------
+    def _get(self, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
+             loc: tuple[str, int | None]) -> Any:
+        value = table.get(key, default)
+        if value is default:
+            return default
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.problem(loc[0], loc[1], key, f"expected {names}, got {type(value).__name__}")
+            return default
+        return value
+
+    def _strings(self, table: Mapping[str, Any], key: str, loc: tuple[str, int | None]) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(loc[0], loc[1], key, "expected a list of strings")
+            return ()
+        return tuple(value)
+
+    def _duration(self, table: Mapping[str, Any], key: str, loc: tuple[str, int | None]) -> timedelta | None:
+        if key not in table:
+            return None
+        try:
+            value = parse_duration(table[key])
+        except ValueError as exc:
+            self.problem(loc[0], loc[1], key, str(exc))
+            return None
+        if value <= timedelta(0):
+            self.problem(loc[0], loc[1], key, "must be longer than zero")
+            return None
+        return value
+
+    def _tables(self, data: Mapping[str, Any], section: str) -> list[Mapping[str, Any]]:
+        value = data.get(section, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(section, None, None, f"use [[{section}]] tables")
+            return []
+        return value
+
+    def _unknown_keys(self, table: Mapping[str, Any], allowed: set[str], loc: tuple[str, int | None]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.problem(loc[0], loc[1], key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    # -- sections ---------------------------------------------------------------------------
+    def build(self, data: Mapping[str, Any], settings: Settings) -> Config:
+        known = {"service", "calendars", "sla_policies", "teams", "agents", "topics", "templates"}
+        for key in data:
+            if key not in known:
+                self.problem(key, None, None, f"unknown section (allowed: {', '.join(sorted(known))})")
+        service = self._service(data.get("service", {}))
+        calendars = self._calendars(data)
+        teams = self._teams(data)
+        topics = self._topics(data, {t.name for t in teams})
+        config = Config(
+            settings=settings,
+            service=service,
+            calendars=calendars,
+            sla_policies=self._policies(data, calendars),
+            teams=teams,
+            agents=self._agents(data, {t.name for t in teams}),
+            topics=topics,
+            templates=self._templates(data.get("templates", {})),
+            source=self.source,
+        )
+        if self.problems:
+            raise ConfigError(self.problems)
+        return config
+
+    def _service(self, table: Mapping[str, Any]) -> ServiceConfig:
+        loc = ("service", None)
+        if not isinstance(table, dict):
+            self.problem("service", None, None, "must be a table")
+            return ServiceConfig()
+        self._unknown_keys(table, {
+            "timezone", "mail_domains", "support_address", "reopen_window", "ack_rate_limit",
+            "release_on_offline", "urgent_words", "max_message_bytes", "max_attachment_bytes",
+            "max_attachments"}, loc)
+        base = ServiceConfig()
+        timezone = self._get(table, "timezone", str, base.timezone, loc)
+        self._check_timezone(timezone, loc, "timezone")
+        domains = tuple(d.lower() for d in self._strings(table, "mail_domains", loc)) or base.mail_domains
+        support = self._get(table, "support_address", str, base.support_address, loc).lower()
+        if "@" not in support:
+            self.problem(*loc, "support_address", f"{support!r} is not an email address")
+        elif support.rsplit("@", 1)[1] not in domains:
+            self.problem(*loc, "support_address", "its domain must be one of mail_domains")
+        words = self._strings(table, "urgent_words", loc) if "urgent_words" in table else base.urgent_words
+        return ServiceConfig(
+            timezone=timezone,
+            mail_domains=domains,
+            support_address=support,
+            reopen_window=self._duration(table, "reopen_window", loc) or base.reopen_window,
+            ack_rate_limit=self._duration(table, "ack_rate_limit", loc) or base.ack_rate_limit,
+            release_on_offline=self._get(table, "release_on_offline", bool, base.release_on_offline, loc),
+            urgent_words=tuple(w.lower() for w in words),
+            max_message_bytes=self._get(table, "max_message_bytes", int, base.max_message_bytes, loc),
+            max_attachment_bytes=self._get(table, "max_attachment_bytes", int, base.max_attachment_bytes, loc),
+            max_attachments=self._get(table, "max_attachments", int, base.max_attachments, loc),
+        )
+
+    def _check_timezone(self, name: str, loc: tuple[str, int | None], key: str) -> bool:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(*loc, key, f"unknown timezone {name!r} (use an IANA name like \"Asia/Tokyo\")")
+            return False
+        return True
+
+    def _calendars(self, data: Mapping[str, Any]) -> dict[str, BusinessCalendar]:
+        calendars: dict[str, BusinessCalendar] = {}
+        for index, table in enumerate(self._tables(data, "calendars")):
+            loc = ("calendars", index)
+            self._unknown_keys(table, {"name", "timezone", "hours", "holidays", "closed_dates"}, loc)
+            name = self._get(table, "name", str, "", loc)
+            if not name:
+                self.problem(*loc, "name", "a calendar needs a name")
+                continue
+            if name in calendars:
+                self.problem(*loc, "name", f"duplicate calendar {name!r}")
+            timezone = self._get(table, "timezone", str, "UTC", loc)
+            if not self._check_timezone(timezone, loc, "timezone"):
+                continue
+            closed = self._strings(table, "closed_dates", loc)
+            try:
+                calendars[name] = make_calendar(
+                    name, timezone, table.get("hours", "24x7"),
+                    holiday_country=self._get(table, "holidays", str, None, loc),
+                    closed_dates=closed,
+                )
+            except ValueError as exc:
+                self.problem(*loc, "hours", str(exc))
+        return calendars
+
+    def _policies(self, data: Mapping[str, Any], calendars: Mapping[str, BusinessCalendar]) -> tuple[SlaPolicy, ...]:
+        policies = []
+        names: set[str] = set()
+        for index, table in enumerate(self._tables(data, "sla_policies")):
+            loc = ("sla_policies", index)
+            self._unknown_keys(table, {"name", "match", "first_response", "next_response", "resolution",
+                                       "calendar", "warn_at"}, loc)
+            name = self._get(table, "name", str, f"policy-{index}", loc)
+            if name in names:
+                self.problem(*loc, "name", f"duplicate policy {name!r}")
+            names.add(name)
+            calendar = self._get(table, "calendar", str, "24x7", loc)
+            if calendar not in calendars:
+                self.problem(*loc, "calendar", f"unknown calendar {calendar!r}")
+            warn_at = self._get(table, "warn_at", (float, int), 0.75, loc)
+            if not 0 < warn_at < 1:
+                self.problem(*loc, "warn_at", "must be a fraction between 0 and 1, e.g. 0.75")
+            match = table.get("match", {})
+            if not isinstance(match, dict):
+                self.problem(*loc, "match", "must be a table like { priority = [\"urgent\"] }")
+                match = {}
+            self._unknown_keys(match, {"priority", "tier", "channel", "topic"}, loc)
+            match_priority = frozenset(self._strings(match, "priority", loc))
+            for priority in match_priority - set(PRIORITIES):
+                self.problem(*loc, "match", f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})")
+            policy = SlaPolicy(
+                name=name,
+                calendar=calendar,
+                first_response=self._duration(table, "first_response", loc),
+                next_response=self._duration(table, "next_response", loc),
+                resolution=self._duration(table, "resolution", loc),
+                warn_at=float(warn_at),
+                match_priority=match_priority,
+                match_tier=frozenset(self._strings(match, "tier", loc)),
+                match_channel=frozenset(self._strings(match, "channel", loc)),
+                match_topic=frozenset(self._strings(match, "topic", loc)),
+            )
+            if not (policy.first_response or policy.next_response or policy.resolution):
+                self.problem(*loc, None, "sets no target (first_response, next_response or resolution)")
+            policies.append(policy)
+        return tuple(policies)
+
+    def _teams(self, data: Mapping[str, Any]) -> tuple[Team, ...]:
+        teams = []
+        for index, table in enumerate(self._tables(data, "teams")):
+            loc = ("teams", index)
+            self._unknown_keys(table, {"name"}, loc)
+            name = self._get(table, "name", str, "", loc)
+            if not name:
+                self.problem(*loc, "name", "a team needs a name")
+                continue
+            teams.append(Team(name=name))
+        return tuple(teams)
+
+    def _agents(self, data: Mapping[str, Any], teams: set[str]) -> tuple[AgentConfig, ...]:
+        agents = []
+        emails: set[str] = set()
+        for index, table in enumerate(self._tables(data, "agents")):
+            loc = ("agents", index)
+            self._unknown_keys(table, {"email", "name", "team", "role", "skills", "languages", "capacity",
+                                       "chat_capacity", "password", "token"}, loc)
+            email = self._get(table, "email", str, "", loc).strip().lower()
+            if "@" not in email:
+                self.problem(*loc, "email", "an agent needs an email address")
+                continue
+            if email in emails:
+                self.problem(*loc, "email", f"duplicate agent {email!r}")
+            emails.add(email)
+            team = self._get(table, "team", str, None, loc)
+            if team is not None and team not in teams:
+                self.problem(*loc, "team", f"unknown team {team!r}")
+            role = self._get(table, "role", str, "agent", loc)
+            if role not in AGENT_ROLES:
+                self.problem(*loc, "role", f"unknown role {role!r} (use {', '.join(AGENT_ROLES)})")
+            capacity = self._get(table, "capacity", int, 5, loc)
+            if capacity < 0:
+                self.problem(*loc, "capacity", "must be 0 or more")
+            agents.append(AgentConfig(
+                email=email,
+                name=self._get(table, "name", str, email.split("@")[0], loc),
+                team=team,
+                role=role,
+                skills=self._strings(table, "skills", loc),
+                languages=self._strings(table, "languages", loc),
+                capacity=capacity,
+                chat_capacity=self._get(table, "chat_capacity", int, 3, loc),
+                password=self._get(table, "password", str, None, loc),
+                token=self._get(table, "token", str, None, loc),
+            ))
+        return tuple(agents)
+
+    def _topics(self, data: Mapping[str, Any], teams: set[str]) -> tuple[Topic, ...]:
+        topics = []
+        for index, table in enumerate(self._tables(data, "topics")):
+            loc = ("topics", index)
+            self._unknown_keys(table, {"name", "skill", "keywords", "patterns", "priority", "team"}, loc)
+            name = self._get(table, "name", str, "", loc)
+            if not name:
+                self.problem(*loc, "name", "a topic needs a name")
+                continue
+            keywords = self._keywords(table, loc)
+            patterns = []
+            for source in self._keywords(table, loc, key="patterns"):
+                try:
+                    patterns.append(re.compile(source, re.IGNORECASE))
+                except re.error as exc:
+                    self.problem(*loc, "patterns", f"bad regular expression {source!r}: {exc}")
+            priority = self._get(table, "priority", str, None, loc)
+            if priority is not None and priority not in PRIORITIES:
+                self.problem(*loc, "priority", f"unknown priority {priority!r}")
+            team = self._get(table, "team", str, None, loc)
+            if team is not None and team not in teams:
+                self.problem(*loc, "team", f"unknown team {team!r}")
+            topics.append(Topic(
+                name=name,
+                skill=self._get(table, "skill", str, name, loc),
+                keywords=tuple(k.lower() for k in keywords),
+                patterns=tuple(patterns),
+                priority=priority,
+                team=team,
+            ))
+        return tuple(topics)
+
+    def _keywords(self, table: Mapping[str, Any], loc: tuple[str, int | None], key: str = "keywords") -> list[str]:
+        """Keywords may be one list or a list per language: `{ en = [...], ja = [...] }`."""
+        value = table.get(key, [])
+        if isinstance(value, dict):
+            words: list[str] = []
+            for language, items in value.items():
+                words.extend(self._strings({language: items}, language, loc))
+            return words
+        return list(self._strings(table, key, loc))
+
+    def _templates(self, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        if not isinstance(table, dict):
+            self.problem("templates", None, None, "must be a table like [templates.ack] en = \"...\"")
+            return {}
+        templates: dict[str, dict[str, str]] = {}
+        for name, per_language in table.items():
+            if not isinstance(per_language, dict) or not all(isinstance(v, str) for v in per_language.values()):
+                self.problem("templates", None, name, "must map a language to a text, e.g. { en = \"...\" }")
+                continue
+            templates[name] = dict(per_language)
+        return templates

@@ -1,0 +1,124 @@
+"""Customers and their identities: resolve a sender to one customer, link proved identities, merge.
+
+Concurrency: identity keys are locked with transaction-scoped advisory locks (in sorted order, so
+two transactions never wait on each other in a cycle) before they are looked up, so two messages
+from the same new sender cannot create two customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from router import events, tickets
+from router.inbound import Identity
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    name: str | None
+    tier: str
+    language: str | None
+    timezone: str | None
+    sender_identity_id: int | None = None
+
+
+async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
+                  now: datetime) -> Customer:
+    """Find or create the customer behind `identities[0]`, linking every other identity given.
+
+    When the identities belong to different customers, the message proves they are one person:
+    the customers are merged (the oldest survives).
+    """
+    unique = list(dict.fromkeys(identities))
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k",
+        sorted(identity.key for identity in unique),
+    )
+    rows = await conn.fetch(
+        "SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identities ci"
+        " JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)",
+        [i.kind for i in unique], [i.value for i in unique],
+    )
+    known = {Identity(row["kind"], row["value"]): row for row in rows}
+    owners = sorted({row["customer_id"] for row in rows})
+    if owners:
+        customer_id = owners[0]
+        for other in owners[1:]:
+            await merge(conn, customer_id, other, now, reason="a message proved both identities")
+    else:
+        customer_id = await conn.fetchval(
+            "INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id", name, now)
+    missing = [i for i in unique if i not in known]
+    if missing:
+        inserted = await conn.fetch(
+            "INSERT INTO customer_identities (customer_id, kind, value, created_at)"
+            " SELECT $1, kind, value, $4 FROM unnest($2::text[], $3::text[]) AS x(kind, value)"
+            " RETURNING id, kind, value",
+            customer_id, [i.kind for i in missing], [i.value for i in missing], now,
+        )
+        known.update({Identity(row["kind"], row["value"]): row for row in inserted})
+    row = await conn.fetchrow(
+        "UPDATE customers SET name = COALESCE(name, $2) WHERE id = $1"
+        " RETURNING id, name, tier, language, timezone",
+        customer_id, name,
+    )
+    return Customer(**dict(row), sender_identity_id=known[unique[0]]["id"])
+
+
+async def merge(conn: asyncpg.Connection, survivor_id: int, other_id: int, now: datetime, *,
+                reason: str, actor_id: int | None = None) -> int | None:
+    """Fold customer `other_id` into `survivor_id`: identities, tickets and every message move over,
+    and their open tickets become one thread (the oldest), so nothing is lost and nobody repeats
+    themselves. Returns the id of the surviving open thread, if any."""
+    if survivor_id == other_id:
+        return None
+    await conn.execute("SELECT 1 FROM customers WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                       [survivor_id, other_id])
+    await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
+                       survivor_id, other_id)
+    await conn.execute("UPDATE tickets SET customer_id = $1 WHERE customer_id = $2", survivor_id, other_id)
+    await conn.execute("UPDATE messages SET customer_id = $1 WHERE customer_id = $2", survivor_id, other_id)
+    await conn.execute(
+        "UPDATE customers s SET merged_into = NULL,"
+        " tier = CASE WHEN o.tier <> 'standard' THEN o.tier ELSE s.tier END,"
+        " name = COALESCE(s.name, o.name) FROM customers o WHERE s.id = $1 AND o.id = $2",
+        survivor_id, other_id)
+    await conn.execute("UPDATE customers SET merged_into = $1 WHERE id = $2", survivor_id, other_id)
+    thread_id = await tickets.merge_active_threads(conn, survivor_id, now, actor_id=actor_id)
+    await events.record(conn, thread_id, "customer.merged",
+                        {"survivor": survivor_id, "merged": other_id, "reason": reason}, now)
+    return thread_id
+
+
+async def profile(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] | None:
+    """The customer as agents see it: identities and ticket history (follows merges)."""
+    row = await conn.fetchrow(
+        "SELECT id, name, tier, language, timezone, merged_into, created_at FROM customers WHERE id = $1",
+        customer_id)
+    if row is None:
+        return None
+    if row["merged_into"] is not None:
+        return await profile(conn, row["merged_into"])
+    identities = await conn.fetch(
+        "SELECT kind, value FROM customer_identities WHERE customer_id = $1 ORDER BY id", customer_id)
+    history = await conn.fetch(
+        "SELECT number, status, priority, channel, subject, created_at FROM tickets"
+        " WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 50", customer_id)
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "tier": row["tier"],
+        "language": row["language"],
+        "timezone": row["timezone"],
+        "created_at": row["created_at"].isoformat(),
+        "identities": [dict(i) for i in identities],
+        "tickets": [{"ref": f"T-{t['number']}", "status": t["status"], "priority": t["priority"],
+                     "channel": t["channel"], "subject": t["subject"],
+                     "created_at": t["created_at"].isoformat()} for t in history],
+    }

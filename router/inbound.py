@@ -1,0 +1,73 @@
+"""The one normalized inbound message every channel adapter produces (ARCHITECTURE: channels → router)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+IDENTITY_KINDS = ("email", "phone", "chat", "api", "telegram", "line", "messenger", "instagram", "whatsapp", "x")
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One way to reach a customer: (kind, normalized value)."""
+
+    kind: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+def email_identity(address: str) -> Identity | None:
+    """Lower-cased addr-spec, or None when it is not an email address."""
+    address = unicodedata.normalize("NFKC", address or "").strip().lower()
+    return Identity("email", address) if _EMAIL.match(address) else None
+
+
+def phone_identity(number: str) -> Identity | None:
+    """Digits with a leading + kept; None when fewer than 6 digits remain."""
+    number = unicodedata.normalize("NFKC", number or "").strip()
+    digits = re.sub(r"\D", "", number)
+    if len(digits) < 6:
+        return None
+    return Identity("phone", ("+" if number.startswith("+") else "") + digits)
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """What a customer sent, already parsed by its channel.
+
+    `identities[0]` is the identity that sent the message; further identities are ones the message
+    proves (an email typed into the web form or chat), which link to the same customer.
+    """
+
+    channel: str
+    identities: tuple[Identity, ...]
+    text: str
+    external_id: str | None = None
+    sender_name: str | None = None
+    subject: str | None = None
+    html: str | None = None
+    quoted_text: str | None = None
+    auto_kind: str | None = None
+    thread_refs: tuple[str, ...] = ()
+    ticket_number_hint: int | None = None
+    raw_ref: str | None = None
+    attachments: tuple[InboundAttachment, ...] = ()
+    received_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)

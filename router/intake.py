@@ -1,0 +1,102 @@
+"""HTTP endpoints through which customers' messages come in: the integration API and the web form.
+
+Each answers success only after `Pipeline.ingest` has committed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from channels import webform
+from channels.api import parse_integration_message
+from router.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
+from router.http import client_address, read_json_object
+from router.inbound import InboundMessage
+from router.pipeline import IngestResult
+
+
+def _services(request: Request):
+    return request.app.state.services
+
+
+async def ingest(request: Request, message: InboundMessage) -> IngestResult:
+    svc = _services(request)
+    started = time.perf_counter()
+    result = await svc.pipeline.ingest(svc.require_pool(), message)
+    svc.metrics.ingest_seconds.observe(time.perf_counter() - started)
+    svc.metrics.ingested.labels(message.channel, str(result.duplicate).lower()).inc()
+    return result
+
+
+def check_integration_token(request: Request) -> None:
+    expected = _services(request).config.settings.api_token
+    if not expected:
+        raise Unauthorized("the integration API is disabled (ROUTER_API_TOKEN is not set)")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("a valid `Authorization: Bearer <ROUTER_API_TOKEN>` header is required")
+
+
+async def post_message(request: Request) -> Response:
+    check_integration_token(request)
+    message = parse_integration_message(await read_json_object(request))
+    result = await ingest(request, message)
+    return JSONResponse(result.as_json(), status_code=202)
+
+
+async def support_page(request: Request) -> Response:
+    return HTMLResponse(webform.render_form(webform.page_language(request)))
+
+
+async def post_support(request: Request) -> Response:
+    svc = _services(request)
+    service = svc.config.service
+    svc.form_limiter.check(client_address(request))
+    wants_json = request.headers.get("content-type", "").startswith("application/json")
+    limit = service.max_attachment_bytes * max(service.max_attachments, 1) + 1024 * 1024
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the form is larger than {limit} bytes")
+    if wants_json:
+        values, uploads = await read_json_object(request), []
+    else:
+        try:
+            form = await request.form(max_files=service.max_attachments + 1, max_fields=50)
+        except (ValueError, KeyError, AssertionError) as exc:
+            raise MalformedBody(f"the form could not be read: {exc}") from exc
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        uploads = [v for v in form.getlist("attachments") if isinstance(v, UploadFile)]
+    language = values.get("lang") if values.get("lang") in webform.TEXTS else webform.page_language(request)
+    try:
+        submission = await webform.parse_submission(
+            values, uploads, max_attachments=service.max_attachments,
+            max_attachment_bytes=service.max_attachment_bytes)
+    except (InvalidInput, PayloadTooLarge) as exc:
+        if wants_json:
+            raise
+        return _form_error(language, exc, values)
+    if submission.message is None:
+        svc.metrics.rejected.labels("web", "honeypot").inc()
+        ref = None
+    else:
+        ref = (await ingest(request, submission.message)).ticket_ref
+    if wants_json:
+        return JSONResponse({"ticket_ref": ref, "accepted": True}, status_code=202)
+    return HTMLResponse(webform.render_form(language, ticket_ref=ref or "—"), status_code=200)
+
+
+def _form_error(language: str, exc: RouterError, values: dict[str, str]) -> Response:
+    return HTMLResponse(webform.render_form(language, error=exc.detail, values=values), status_code=exc.status)
+
+
+routes = [
+    Route("/api/v1/messages", post_message, methods=["POST"]),
+    Route("/support", support_page, methods=["GET"]),
+    Route("/support", post_support, methods=["POST"]),
+]

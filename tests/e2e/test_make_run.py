@@ -1,0 +1,65 @@
+"""`make run` on the embedded database, as a real subprocess over real sockets (SPEC §3 Commands)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 90) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"`make run` exited early with {process.returncode}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def test_make_run_serves_on_embedded_database(tmp_path):
+    http_port, smtp_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ROUTER_CONFIG")}
+    env.update(ROUTER_DATA_DIR=str(tmp_path / "var"), ROUTER_HTTP_PORT=str(http_port),
+               ROUTER_SMTP_PORT=str(smtp_port), ROUTER_API_TOKEN="e2e-token",
+               ROUTER_PUBLIC_URL=f"http://127.0.0.1:{http_port}")
+    log = open(tmp_path / "run.log", "w+")
+    process = subprocess.Popen(["make", "-s", "-C", str(ROOT), "run"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        assert wait_for(f"{base}/healthz", process).json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        sent = httpx.post(f"{base}/api/v1/messages", headers={"Authorization": "Bearer e2e-token"},
+                          json={"channel": "api", "sender": {"email": "e2e@example.net"}, "text": "返金希望です"},
+                          timeout=10)
+        assert sent.status_code == 202, sent.text
+        ref = sent.json()["ticket_ref"]
+        ticket = httpx.get(f"{base}/api/v1/tickets/{ref}", headers={"Authorization": "Bearer e2e-token"}, timeout=5)
+        assert ticket.json()["messages"][0]["text"] == "返金希望です"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.seek(0)
+        output = log.read()
+        log.close()
+    assert "Support inbox:" in output and "aiko@example.com / demo" in output
