@@ -1,0 +1,116 @@
+"""SMTP intake (aiosmtpd): a thin handler that answers 250 only after the pipeline committed.
+
+- RCPT: only our configured mail domains (550 otherwise, so we are never an open relay).
+- DATA: size limit (552, enforced by aiosmtpd), raw RFC 822 bytes kept, parsed, ingested.
+- Database unavailable: 451, so the sending server retries; nothing is half-stored because the
+  ingest is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.email_parse import ParsedEmail, fingerprint, parse_email
+from router.config import Config
+from router.errors import DATABASE_DOWN_ERRORS, RouterError
+from router.inbound import Identity, InboundAttachment, InboundMessage, email_identity
+from router.pipeline import IngestResult
+from router.tickets import REF_PATTERN
+
+log = logging.getLogger(__name__)
+
+Ingest = Callable[[InboundMessage], Awaitable[IngestResult]]
+StoreRaw = Callable[[bytes], Awaitable[str]]
+_PLUS_REF = re.compile(r"\+(T-\d{1,12})@", re.IGNORECASE)
+
+
+def ticket_hint(parsed: ParsedEmail, recipients: list[str]) -> int | None:
+    """`[T-1042]` in the subject, or plus-addressing `support+T-1042@domain`."""
+    for recipient in recipients:
+        match = _PLUS_REF.search(recipient)
+        if match:
+            return int(match.group(1)[2:])
+    match = REF_PATTERN.search(parsed.subject.upper())
+    return int(match.group(1)) if match else None
+
+
+def to_inbound(parsed: ParsedEmail, raw: bytes, raw_ref: str, envelope_from: str | None,
+               recipients: list[str]) -> InboundMessage:
+    sender = (email_identity(parsed.from_address or "") or email_identity(envelope_from or "")
+              or Identity("email", "mailer-daemon@unknown.invalid"))
+    return InboundMessage(
+        channel="email",
+        identities=(sender,),
+        text=parsed.new_text or parsed.text or "(no text)",
+        external_id=parsed.message_id or f"sha256:{fingerprint(raw)}",
+        sender_name=parsed.from_name,
+        subject=parsed.subject or None,
+        html=parsed.html,
+        quoted_text=parsed.quoted_text or None,
+        auto_kind=parsed.auto_kind,
+        thread_refs=tuple(dict.fromkeys((*parsed.in_reply_to, *reversed(parsed.references)))),
+        ticket_number_hint=ticket_hint(parsed, recipients),
+        raw_ref=raw_ref,
+        attachments=tuple(InboundAttachment(a.filename, a.content_type, a.content, a.content_id, a.inline)
+                          for a in parsed.attachments),
+        metadata={"full_text": parsed.text} if parsed.new_text != parsed.text else {},
+    )
+
+
+class IntakeHandler:
+    """aiosmtpd handler; the work happens in the pipeline (ARCHITECTURE: keep the handler thin)."""
+
+    def __init__(self, config: Config, ingest: Ingest, store_raw: StoreRaw):
+        self.config = config
+        self.ingest = ingest
+        self.store_raw = store_raw
+        self.domains = {d.lower() for d in config.service.mail_domains}
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        domain = address.rpartition("@")[2].lower().rstrip(">")
+        if domain not in self.domains:
+            return "550 5.7.1 Relaying denied: this server only accepts mail for its support addresses"
+        if len(envelope.rcpt_tos) >= 50:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        try:
+            raw_ref = await self.store_raw(raw)
+            parsed = parse_email(raw, max_attachments=self.config.service.max_attachments,
+                                 max_attachment_bytes=self.config.service.max_attachment_bytes)
+            message = to_inbound(parsed, raw, raw_ref, envelope.mail_from, list(envelope.rcpt_tos))
+            result = await self.ingest(message)
+        except DATABASE_DOWN_ERRORS as exc:
+            log.warning("SMTP intake: database unavailable (%r); answering 451", exc)
+            return "451 4.3.0 Temporary local problem: please try again later"
+        except RouterError as exc:
+            if exc.status >= 500:
+                return "451 4.3.0 Temporary local problem: please try again later"
+            return f"554 5.6.0 Message refused: {exc.detail}"
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("SMTP intake: unexpected error; answering 451 so the sender retries")
+            return "451 4.3.0 Temporary local problem: please try again later"
+        state = "duplicate of" if result.duplicate else "queued as"
+        return f"250 2.0.0 OK {state} {result.ticket_ref}"
+
+
+async def start_server(handler: IntakeHandler, host: str, port: int, *, data_size_limit: int,
+                       hostname: str) -> asyncio.Server:
+    """Serve SMTP on the running event loop (not aiosmtpd's thread Controller), so the handler
+    shares the app's database pool and loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SMTP(handler, data_size_limit=data_size_limit, enable_SMTPUTF8=True, hostname=hostname,
+                     ident="support-router ESMTP"),
+        host=host, port=port)

@@ -1,0 +1,77 @@
+"""The background workers `router serve` runs next to HTTP: outbox delivery, SLA monitor, queues."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agents import assignment
+from channels.smtp import IntakeHandler, start_server
+from router import attachments
+from router.app import Services, Worker
+from router.config import Config
+from router.errors import DATABASE_DOWN_ERRORS
+from router.outbox import Dispatcher, Sender
+from sla import monitor
+
+log = logging.getLogger(__name__)
+
+QUEUE_DRAIN_SECONDS = 10.0
+
+
+def senders_for(config: Config) -> dict[str, Sender]:
+    """One sender per channel we can deliver on with this configuration."""
+    senders: dict[str, Sender] = {}
+    if config.settings.smtp_relay:
+        from channels.email_send import EmailSender
+
+        senders["email"] = EmailSender(config)
+    return senders
+
+
+async def outbox_worker(svc: Services) -> None:
+    senders = senders_for(svc.config)
+    if not senders:
+        log.info("outbox: no outbound channel configured; items stay queued")
+        return
+    await Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics).run_forever()
+
+
+async def sla_worker(svc: Services) -> None:
+    await monitor.run_forever(svc.require_pool(), svc.config, svc.clock, svc.metrics)
+
+
+async def queue_worker(svc: Services) -> None:
+    """Assignments normally happen on the triggering change; this sweep catches the rest (a slot
+    freed by another process, a config change, a failed attempt)."""
+    while True:
+        try:
+            await assignment.drain_queue(svc.require_pool(), svc.clock())
+        except DATABASE_DOWN_ERRORS as exc:
+            log.warning("queue sweep: database unavailable (%r)", exc)
+        await asyncio.sleep(QUEUE_DRAIN_SECONDS)
+
+
+async def smtp_worker(svc: Services) -> None:
+    settings = svc.config.settings
+
+    async def ingest(message):
+        return await svc.pipeline.ingest(svc.require_pool(), message)
+
+    async def store_raw(raw: bytes) -> str:
+        return await attachments.store_raw(settings.data_dir, raw)
+
+    handler = IntakeHandler(svc.config, ingest, store_raw)
+    server = await start_server(handler, settings.smtp_host, settings.smtp_port,
+                                data_size_limit=svc.config.service.max_message_bytes,
+                                hostname=svc.config.service.support_address.partition("@")[2])
+    log.info("SMTP intake listening on %s:%s", settings.smtp_host, settings.smtp_port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def default_workers(config: Config) -> tuple[Worker, ...]:
+    return (smtp_worker, outbox_worker, sla_worker, queue_worker)

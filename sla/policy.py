@@ -1,0 +1,58 @@
+"""Pure SLA policy logic: which policy applies, and when its clocks warn and fall due."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from router.config import SlaPolicy
+from sla.calendar import BusinessCalendar, add_business_time
+
+TARGETS = ("first_response", "next_response", "resolution")
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """What policies match on."""
+
+    priority: str
+    tier: str | None
+    channel: str
+    topic: str | None
+
+
+@dataclass(frozen=True)
+class ClockTimes:
+    warn_at: datetime
+    due_at: datetime
+
+
+def matches(policy: SlaPolicy, facts: TicketFacts) -> bool:
+    """Every criterion the policy sets must hold; a policy with no criteria matches everything."""
+    return all(not wanted or value in wanted for wanted, value in (
+        (policy.match_priority, facts.priority),
+        (policy.match_tier, facts.tier),
+        (policy.match_channel, facts.channel),
+        (policy.match_topic, facts.topic),
+    ))
+
+
+def match_policy(policies: Sequence[SlaPolicy], facts: TicketFacts) -> SlaPolicy | None:
+    """The first matching policy in config order, so admins list specific policies before the catch-all."""
+    return next((policy for policy in policies if matches(policy, facts)), None)
+
+
+def target_duration(policy: SlaPolicy, target: str) -> timedelta | None:
+    return getattr(policy, target)
+
+
+def clock_times(start: datetime, duration: timedelta, warn_fraction: float, calendar: BusinessCalendar,
+                paused_for: timedelta = timedelta(0)) -> ClockTimes:
+    """Warning after `warn_fraction` of the business-time budget, breach at its end.
+
+    `paused_for` is business time the clock stood still (ticket pending on the customer) and is
+    added back, so recomputing after a pause or a policy change gives the same answer.
+    """
+    return ClockTimes(warn_at=add_business_time(start, duration * warn_fraction + paused_for, calendar),
+                      due_at=add_business_time(start, duration + paused_for, calendar))

@@ -1,0 +1,133 @@
+"""SLA clocks and the monitor on the real database, with a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from router.app import create_app
+from router.config import demo_config_text, parse_config
+from sla import monitor
+from tests.conftest import API_TOKEN
+
+FAST_POLICY = """
+[[sla_policies]]
+name = "fast"
+first_response = "45s"
+next_response = "45s"
+resolution = "10m"
+calendar = "24x7"
+warn_at = 0.5
+"""
+
+
+@pytest.fixture
+def fast_config(settings):
+    """The demo config with a 45-second first-response policy in front of the others."""
+    text = demo_config_text().replace("[[sla_policies]]", FAST_POLICY + "\n[[sla_policies]]", 1)
+    return parse_config(text, settings)
+
+
+@pytest.fixture
+async def fast_client(fast_config, pool, clock):
+    app = create_app(fast_config, pool=pool, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        yield client
+
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+async def new_ticket(client, text="Where is my parcel?", email="c@example.com") -> str:
+    response = await client.post("/api/v1/messages", headers=AUTH,
+                                 json={"channel": "api", "sender": {"email": email}, "text": text})
+    return response.json()["ticket_ref"]
+
+
+async def run_monitors(pool, config, now, instances=2):
+    async def one():
+        async with pool.acquire() as conn, conn.transaction():
+            return await monitor.scan(conn, config, now)
+
+    results = await asyncio.gather(*(one() for _ in range(instances)))
+    return [event for result in results for event in result]
+
+
+async def sla_events(pool):
+    async with pool.acquire() as conn:
+        return [(r["target"], r["kind"]) for r in
+                await conn.fetch("SELECT target, kind FROM sla_events ORDER BY id")]
+
+
+async def test_warning_then_breach_exactly_once_with_two_monitors(fast_client, fast_config, pool, clock):
+    ref = await new_ticket(fast_client)
+    detail = (await fast_client.get(f"/api/v1/tickets/{ref}", headers=AUTH)).json()
+    first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
+    assert detail["sla"]["policy"] == "fast"
+    assert datetime.fromisoformat(first["due_at"]) == clock() + timedelta(seconds=45)
+
+    assert await run_monitors(pool, fast_config, clock() + timedelta(seconds=10)) == []
+    clock.advance(timedelta(seconds=23))
+    fired = await run_monitors(pool, fast_config, clock())
+    assert [(e.target, e.kind) for e in fired] == [("first_response", "warning")]
+    assert await run_monitors(pool, fast_config, clock()) == []
+
+    clock.advance(timedelta(seconds=23))
+    fired = await run_monitors(pool, fast_config, clock())
+    assert [(e.target, e.kind, e.ticket_ref) for e in fired] == [("first_response", "breach", ref)]
+    clock.advance(timedelta(minutes=1))
+    assert await run_monitors(pool, fast_config, clock(), instances=3) == []
+    assert await sla_events(pool) == [("first_response", "warning"), ("first_response", "breach")]
+
+
+async def test_reply_before_due_stops_the_first_response_clock(fast_client, fast_config, pool, clock):
+    ref = await new_ticket(fast_client)
+    clock.advance(timedelta(seconds=10))
+    reply = await fast_client.post(f"/api/v1/tickets/{ref}/replies", headers=AUTH, json={"text": "On it!"})
+    assert reply.status_code == 201
+    clock.advance(timedelta(minutes=2))
+    assert await run_monitors(pool, fast_config, clock()) == []
+    # The customer writes again after our reply: a next-response clock starts and can breach.
+    await new_ticket(fast_client, text="Thanks, any update?")
+    clock.advance(timedelta(seconds=50))
+    fired = await run_monitors(pool, fast_config, clock())
+    assert sorted((e.target, e.kind) for e in fired) == [("next_response", "breach"), ("next_response", "warning")]
+
+
+async def test_pending_pauses_the_clock_and_customer_reply_resumes(fast_client, fast_config, pool, clock):
+    ref = await new_ticket(fast_client)
+    clock.advance(timedelta(seconds=10))
+    await fast_client.patch(f"/api/v1/tickets/{ref}", json={"status": "pending"}, headers=AUTH)
+    clock.advance(timedelta(hours=3))
+    assert await run_monitors(pool, fast_config, clock()) == []
+    await new_ticket(fast_client, text="Here is the info you asked for")
+    detail = (await fast_client.get(f"/api/v1/tickets/{ref}", headers=AUTH)).json()
+    assert detail["status"] == "open"
+    first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
+    assert datetime.fromisoformat(first["due_at"]) == clock() + timedelta(seconds=35)
+
+
+async def test_priority_change_recomputes_due_times(client, auth, pool, clock):
+    ref = (await client.post("/api/v1/messages", headers=auth, json={
+        "channel": "api", "sender": {"email": "p@example.com"}, "text": "Question about delivery"})).json()["ticket_ref"]
+    normal = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
+    assert normal["sla"]["policy"] == "normal"
+    response = await client.patch(f"/api/v1/tickets/{ref}", json={"priority": "urgent"}, headers=auth)
+    urgent = response.json()
+    assert urgent["sla"]["policy"] == "urgent"
+    first = next(c for c in urgent["sla"]["clocks"] if c["target"] == "first_response")
+    assert datetime.fromisoformat(first["due_at"]) == clock() + timedelta(hours=1)
+
+
+async def test_normal_policy_counts_japanese_business_hours(client, auth, clock):
+    clock.now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # Friday 17:00 JST; Mon 23 Nov is a holiday
+    ref = (await client.post("/api/v1/messages", headers=auth, json={
+        "channel": "api", "sender": {"email": "jp@example.jp"}, "text": "配送状況を教えてください"})).json()["ticket_ref"]
+    detail = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
+    first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
+    # 1h on Friday (17:00-18:00), Monday 23 Nov is Labour Thanksgiving Day, so 3h more on Tuesday.
+    assert datetime.fromisoformat(first["due_at"]) == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # Tue 12:00 JST
+
