@@ -75,7 +75,9 @@ def parse_hours(spec: str | Mapping[str, str | list[str]]) -> Week:
     if spec == "24x7":
         return ALL_DAY_WEEK
     if not isinstance(spec, Mapping):
-        raise ValueError('hours must be "24x7" or a table of days to ranges, e.g. {"mon-fri" = "09:00-18:00"}')
+        raise ValueError(
+            'hours must be "24x7" or a table of days to ranges, e.g. {"mon-fri" = "09:00-18:00"}'
+        )
     week: list[tuple[Range, ...]] = [()] * 7
     given_by: dict[int, str] = {}
     for key, value in spec.items():
@@ -283,7 +285,9 @@ def _check_week(week: Week) -> None:
         previous: Range | None = None
         for start, end in ranges:
             if not 0 <= start < end <= END_OF_DAY:
-                raise ValueError(f"{DAY_NAMES[day]}: {_format_range((start, end))} is not a range within a day")
+                raise ValueError(
+                    f"{DAY_NAMES[day]}: {_format_range((start, end))} is not a range within a day"
+                )
             if previous is not None and start < previous[0]:
                 raise ValueError(f"{DAY_NAMES[day]}: ranges must be in time order")
             if previous is not None and start < previous[1]:
