@@ -3,7 +3,7 @@
 Concurrency (several `router serve` processes on one database):
 - a ticket is routed only while its row is locked (the ingest transaction holds it; the queue
   drainer takes rows with `FOR UPDATE SKIP LOCKED`, so two drainers never pick the same ticket);
-- an agent's slot is taken with one conditional UPDATE (`agents.store.take_slot`), so the agent row
+- an agent's slot is taken with one conditional UPDATE (in `_ASSIGN_SQL`), so the agent row
   lock serialises competing assignments and none can push the load past capacity, even when the
   snapshot the pure decision saw was stale. A refused slot just means "decide again without them".
 Row locks rather than advisory locks: they are released with the transaction on every path and
@@ -27,7 +27,6 @@ from agents.routing import (
     order_queue,
     plan_assignments,
 )
-from router import events
 
 MAX_RETRIES = 5
 DRAIN_BATCH = 200
@@ -36,6 +35,20 @@ _CANDIDATES_SQL = (
     "SELECT a.id, a.skills, a.languages, a.status, a.load, a.capacity, a.last_assigned_at, a.role, t.name AS team"
     " FROM agents a LEFT JOIN teams t ON t.id = a.team_id"
 )
+_PREVIOUS_AGENT_SQL = (
+    "SELECT assignee_id FROM tickets WHERE customer_id = $1 AND id <> $2 AND assignee_id IS NOT NULL"
+    " ORDER BY updated_at DESC LIMIT 1"
+)
+_ASSIGN_SQL = (
+    "WITH slot AS (UPDATE agents SET load = load + 1, last_assigned_at = $3"
+    "  WHERE id = $2 AND ($6 OR (status = 'online' AND load < capacity)) RETURNING id),"
+    " t AS (UPDATE tickets SET assignee_id = $2, updated_at = $3 WHERE id = $1 AND EXISTS (SELECT 1 FROM slot)),"
+    " l AS (INSERT INTO routing_log (ticket_id, action, agent_id, actor_id, reason, created_at)"
+    "  SELECT $1, $4, $2, $7, $5, $3 FROM slot)"
+    " INSERT INTO events (ticket_id, kind, payload, created_at)"
+    " SELECT $1, 'ticket.assigned', jsonb_build_object('agent_id', $2::bigint, 'action', $4::text), $3 FROM slot"
+    " RETURNING 1"
+)
 
 
 def _snapshot(row: asyncpg.Record) -> AgentSnapshot:
@@ -43,17 +56,6 @@ def _snapshot(row: asyncpg.Record) -> AgentSnapshot:
         id=row["id"], skills=frozenset(row["skills"]), languages=frozenset(row["languages"]),
         status=row["status"], load=row["load"], capacity=row["capacity"],
         last_assigned_at=row["last_assigned_at"], takes_routed_work=row["role"] != "lead", team=row["team"])
-
-
-async def candidates_for(conn: asyncpg.Connection, needs: TicketNeeds) -> list[AgentSnapshot]:
-    """Agents whose skills, language and team fit, whatever their status: the pure decision needs
-    the unavailable ones too, to say why a ticket waits."""
-    rows = await conn.fetch(
-        _CANDIDATES_SQL + " WHERE ($1::text IS NULL OR $1 = ANY(a.skills))"
-        " AND ($2::text IS NULL OR $2 = ANY(a.languages)) AND ($3::text IS NULL OR t.name = $3)"
-        " AND a.role <> 'lead'",
-        needs.skill, needs.language, needs.team)
-    return [_snapshot(row) for row in rows]
 
 
 async def available_agents(conn: asyncpg.Connection) -> list[AgentSnapshot]:
@@ -65,40 +67,62 @@ async def available_agents(conn: asyncpg.Connection) -> list[AgentSnapshot]:
 async def needs_of(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketNeeds:
     """Skill and language from classification; continuity from the customer's last assigned agent."""
     row = await conn.fetchrow(
-        "SELECT (SELECT name FROM teams WHERE id = $3) AS team,"
-        " (SELECT assignee_id FROM tickets WHERE customer_id = $1 AND id <> $2 AND assignee_id IS NOT NULL"
-        "  ORDER BY updated_at DESC LIMIT 1) AS previous_agent_id",
+        f"SELECT (SELECT name FROM teams WHERE id = $3) AS team, ({_PREVIOUS_AGENT_SQL}) AS previous_agent_id",
         ticket["customer_id"], ticket["id"], ticket["team_id"])
     return TicketNeeds(skill=ticket["skill"], language=ticket["language"], team=row["team"],
                        previous_agent_id=row["previous_agent_id"])
 
 
-async def _assign(conn: asyncpg.Connection, ticket_id: int, decision: RoutingDecision, now: datetime, *,
-                  action: str = "assigned", actor_id: int | None = None) -> None:
-    await conn.execute("UPDATE tickets SET assignee_id = $2, updated_at = $3 WHERE id = $1",
-                       ticket_id, decision.agent_id, now)
-    await store.log_routing(conn, ticket_id, action, decision.reason, now, agent_id=decision.agent_id,
-                            actor_id=actor_id)
-    await events.record(conn, ticket_id, "ticket.assigned", {"agent_id": decision.agent_id, "action": action}, now)
+async def _needs_and_candidates(conn: asyncpg.Connection,
+                                ticket: asyncpg.Record) -> tuple[TicketNeeds, list[AgentSnapshot]]:
+    """One round trip for the ticket's needs and the agents whose skills, language and team fit,
+    whatever their status: the pure decision needs the unavailable ones too, to say why a ticket waits."""
+    rows = await conn.fetch(
+        "WITH need AS (SELECT (SELECT name FROM teams WHERE id = $3) AS team,"
+        f" ({_PREVIOUS_AGENT_SQL}) AS previous_agent_id)"
+        " SELECT need.team AS ticket_team, need.previous_agent_id, c.* FROM need LEFT JOIN LATERAL ("
+        + _CANDIDATES_SQL + " WHERE ($4::text IS NULL OR $4 = ANY(a.skills))"
+        " AND ($5::text IS NULL OR $5 = ANY(a.languages)) AND (need.team IS NULL OR t.name = need.team)"
+        " AND a.role <> 'lead') c ON true",
+        ticket["customer_id"], ticket["id"], ticket["team_id"], ticket["skill"], ticket["language"])
+    needs = TicketNeeds(skill=ticket["skill"], language=ticket["language"], team=rows[0]["ticket_team"],
+                        previous_agent_id=rows[0]["previous_agent_id"])
+    return needs, [_snapshot(row) for row in rows if row["id"] is not None]
+
+
+async def _take_and_assign(conn: asyncpg.Connection, ticket_id: int, decision: RoutingDecision, now: datetime, *,
+                           action: str = "assigned", force: bool = False, actor_id: int | None = None) -> bool:
+    """Take a slot on the agent and assign the ticket (with its log and event) in one statement;
+    False, and nothing changed, when the agent is no longer online or has no free slot."""
+    taken = await conn.fetchval(_ASSIGN_SQL, ticket_id, decision.agent_id, now, action, decision.reason, force,
+                                actor_id)
+    return taken is not None
+
+
+async def _log_unassigned(conn: asyncpg.Connection, ticket_id: int, action: str, reason: str, now: datetime, *,
+                          agent_id: int | None = None, actor_id: int | None = None) -> None:
+    await conn.execute(
+        "WITH l AS (INSERT INTO routing_log (ticket_id, action, agent_id, actor_id, reason, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6))"
+        " INSERT INTO events (ticket_id, kind, payload, created_at)"
+        " VALUES ($1, 'ticket.' || $2, jsonb_build_object('reason', $5::text, 'agent_id', $3::bigint), $6)",
+        ticket_id, action, agent_id, actor_id, reason, now)
 
 
 async def route_ticket(conn: asyncpg.Connection, ticket: asyncpg.Record, now: datetime) -> RoutingDecision:
     """Route a locked, unassigned ticket: assign the best agent or record why it waits in the queue."""
-    needs = await needs_of(conn, ticket)
-    candidates = await candidates_for(conn, needs)
+    needs, candidates = await _needs_and_candidates(conn, ticket)
     for _ in range(MAX_RETRIES):
         decision = choose_agent(needs, candidates)
         if decision.agent_id is None:
             break
-        if await store.take_slot(conn, decision.agent_id, now):
-            await _assign(conn, ticket["id"], decision, now)
+        if await _take_and_assign(conn, ticket["id"], decision, now):
             return decision
         # Someone else filled this agent's last slot since the snapshot: decide again without them.
         candidates = [replace(c, load=c.capacity) if c.id == decision.agent_id else c for c in candidates]
     else:
         decision = RoutingDecision(None, "queued: every eligible agent filled up while routing")
-    await store.log_routing(conn, ticket["id"], "queued", decision.reason, now)
-    await events.record(conn, ticket["id"], "ticket.queued", {"reason": decision.reason}, now)
+    await _log_unassigned(conn, ticket["id"], "queued", decision.reason, now)
     return decision
 
 
@@ -120,9 +144,8 @@ async def drain_queue(pool: asyncpg.Pool, now: datetime) -> int:
                              for row in rows])
         assigned = 0
         for ticket_id, decision in plan_assignments(queue, agents):
-            if await store.take_slot(conn, decision.agent_id, now):
-                await _assign(conn, ticket_id, replace(decision, reason=f"from queue: {decision.reason}"), now)
-                assigned += 1
+            queued = replace(decision, reason=f"from queue: {decision.reason}")
+            assigned += await _take_and_assign(conn, ticket_id, queued, now)
         return assigned
 
 
@@ -134,9 +157,13 @@ async def transfer(conn: asyncpg.Connection, ticket: asyncpg.Record, agent_id: i
     if ticket["assignee_id"] is not None and active:
         await store.release_load(conn, ticket["assignee_id"])
     if agent_id is not None and active:
-        await store.take_slot(conn, agent_id, now, force=True)
-    action = "transferred" if agent_id is not None else "unassigned"
-    await _assign(conn, ticket["id"], RoutingDecision(agent_id, reason), now, action=action, actor_id=actor_id)
+        await _take_and_assign(conn, ticket["id"], RoutingDecision(agent_id, reason), now, action="transferred",
+                               force=True, actor_id=actor_id)
+        return
+    await conn.execute("UPDATE tickets SET assignee_id = $2, updated_at = $3 WHERE id = $1",
+                       ticket["id"], agent_id, now)
+    await _log_unassigned(conn, ticket["id"], "transferred" if agent_id else "unassigned", reason, now,
+                          agent_id=agent_id, actor_id=actor_id)
 
 
 async def release_unstarted(conn: asyncpg.Connection, agent_id: int, now: datetime) -> int:
@@ -147,7 +174,6 @@ async def release_unstarted(conn: asyncpg.Connection, agent_id: int, now: dateti
         " AND first_responded_at IS NULL RETURNING id", agent_id, now)
     for row in rows:
         await store.release_load(conn, agent_id)
-        await store.log_routing(conn, row["id"], "released", "agent went offline before replying", now,
-                                agent_id=agent_id)
-        await events.record(conn, row["id"], "ticket.released", {"agent_id": agent_id}, now)
+        await _log_unassigned(conn, row["id"], "released", "agent went offline before replying", now,
+                              agent_id=agent_id)
     return len(rows)

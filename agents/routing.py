@@ -1,7 +1,7 @@
 """The routing decision: which agent, if any, takes a ticket, and why.
 
 Pure functions over a snapshot of candidates, so the rules are unit- and property-tested without a
-database and the storage layer only has to load snapshots and apply the result (`take_slot` re-checks
+database and the storage layer only has to load snapshots and apply the result (the slot UPDATE re-checks
 capacity under a row lock, because the snapshot may be stale by the time it is applied).
 
 Rules (SPEC §2.7): an agent is eligible when they take routed work, are online, are below capacity and

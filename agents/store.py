@@ -1,8 +1,8 @@
 """Storage for agents and teams: config sync, credentials, status, load and the routing log.
 
-An agent's `load` (open tickets assigned) is a counter kept next to `capacity`, changed only by
-`take_slot` / `release_load`. `take_slot` is a single conditional UPDATE, so the row lock PostgreSQL
-takes for it is what keeps two processes from pushing an agent past capacity.
+An agent's `load` (open tickets assigned) is a counter kept next to `capacity`. New assignments take
+a slot in `agents.assignment` with one conditional UPDATE, whose row lock keeps two processes from
+pushing an agent past capacity; here are only the unconditional changes (`add_load`, `release_load`).
 """
 
 from __future__ import annotations
@@ -116,14 +116,10 @@ async def update(conn: asyncpg.Connection, agent_id: int, changes: dict[str, obj
     await conn.execute(f"UPDATE agents SET {assignments} WHERE id = $1", agent_id, *(changes[c] for c in columns))
 
 
-async def take_slot(conn: asyncpg.Connection, agent_id: int, now: datetime, *, force: bool = False) -> bool:
-    """Count one more ticket against the agent, only if they are online and below capacity (or
-    `force`, for a human transfer). Returns False when the agent cannot take it."""
-    taken = await conn.fetchval(
-        "UPDATE agents SET load = load + 1, last_assigned_at = $2"
-        " WHERE id = $1 AND ($3 OR (status = 'online' AND load < capacity)) RETURNING id",
-        agent_id, now, force)
-    return taken is not None
+async def add_load(conn: asyncpg.Connection, agent_id: int) -> None:
+    """Count a ticket that comes back to its agent (reopened): they own the conversation already,
+    so capacity does not refuse it. New assignments go through `agents.assignment`, which checks it."""
+    await conn.execute("UPDATE agents SET load = load + 1 WHERE id = $1", agent_id)
 
 
 async def release_load(conn: asyncpg.Connection, agent_id: int) -> None:

@@ -85,11 +85,6 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
         return False
     if channel == "email" and is_our_address(config, sender.value):
         return False
-    recent = await conn.fetchval(
-        "SELECT 1 FROM outbox WHERE customer_id = $1 AND kind = 'ack' AND created_at > $2 LIMIT 1",
-        customer_id, now - config.service.ack_rate_limit)
-    if recent:
-        return False
     ref = f"T-{ticket['number']}"
     subject, text = render_ack(config.templates, ref=ref, due=due, language=ticket["language"],
                                timezone=customer_timezone or config.service.timezone)
@@ -99,5 +94,6 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
     queued = await queue_outbound(
         conn, key=f"ack:{ticket['id']}", kind="ack", channel=channel, ticket_id=ticket["id"],
         customer_id=customer_id, to=sender.value, subject=subject, text=text, now=now,
-        mail_domain=config.service.support_address.partition("@")[2], extra=extra)
+        mail_domain=config.service.support_address.partition("@")[2], extra=extra,
+        unless_sent_since=now - config.service.ack_rate_limit)
     return queued is not None

@@ -192,9 +192,9 @@ async def add_note(request: Request) -> Response:
         message_id = await tickets.insert_message(
             conn, ticket_id=ticket["id"], customer_id=None, channel="note", direction="note",
             external_id=f"note:{uuid.uuid4().hex}",
-            body_text=text.strip(), now=now, author_agent_id=agent.id, sender_name=agent.email)
+            body_text=text.strip(), now=now, author_agent_id=agent.id, sender_name=agent.email,
+            events=[("note.added", {})])
         await conn.execute("UPDATE tickets SET updated_at = $2 WHERE id = $1", ticket["id"], now)
-        await events.record(conn, ticket["id"], "note.added", {"message_id": message_id}, now)
     return JSONResponse({"message_id": message_id}, status_code=201)
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def cmd_serve(settings: Settings) -> int:
     print(f"SMTP intake:   {settings.smtp_host}:{settings.smtp_port}", flush=True)
     if config.source == "built-in demo":
         print("Demo login:    aiko@example.com / demo  (also ben@, chie@, lena@example.com)", flush=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
+    # embedded PostgreSQL be stopped by its exit hook when this is its last user.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
     return 0
 

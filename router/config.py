@@ -169,15 +169,17 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
             raise ConfigError([f"environment: {name}={value!r} is not a TCP port"])
         return int(value)
 
+    http_host = env.get("ROUTER_HTTP_HOST") or defaults.http_host
+    http_port = port("ROUTER_HTTP_PORT", defaults.http_port)
     return Settings(
         database_url=opt("DATABASE_URL"),
         data_dir=data_dir,
         config_path=path,
-        http_host=env.get("ROUTER_HTTP_HOST") or defaults.http_host,
-        http_port=port("ROUTER_HTTP_PORT", defaults.http_port),
+        http_host=http_host,
+        http_port=http_port,
         smtp_host=env.get("ROUTER_SMTP_HOST") or defaults.smtp_host,
         smtp_port=port("ROUTER_SMTP_PORT", defaults.smtp_port),
-        public_url=(env.get("ROUTER_PUBLIC_URL") or defaults.public_url).rstrip("/"),
+        public_url=(env.get("ROUTER_PUBLIC_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
         smtp_relay=opt("ROUTER_SMTP_RELAY"),
         secret_key=env.get("ROUTER_SECRET_KEY") or "",
         api_token=opt("ROUTER_API_TOKEN"),

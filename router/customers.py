@@ -30,23 +30,48 @@ class Customer:
 
 async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
                   now: datetime) -> Customer:
-    """Find or create the customer behind `identities[0]`, linking every other identity given.
+    """Find or create the customer behind `identities[0]`, linking every other identity given, and
+    lock their row so their messages thread one at a time.
 
     When the identities belong to different customers, the message proves they are one person:
     the customers are merged (the oldest survives).
     """
     unique = list(dict.fromkeys(identities))
+    known = await _lock_known(conn, unique)
+    if len(known) == len(unique) and len({row["id"] for row in known.values()}) == 1:
+        row = known[unique[0]]
+        if row["merged_into"] is None:
+            if name and row["name"] is None:
+                await conn.execute("UPDATE customers SET name = $2 WHERE id = $1", row["id"], name)
+            return _customer(row, name)
+    return await _resolve_slow(conn, unique, name, now)
+
+
+async def _lock_known(conn: asyncpg.Connection, identities: list[Identity]) -> dict[Identity, asyncpg.Record]:
+    """The common case in one round trip: every identity is known, and its customer row is locked."""
+    rows = await conn.fetch(
+        "SELECT ci.id AS identity_id, ci.kind, ci.value, c.id, c.name, c.tier, c.language, c.timezone, c.merged_into"
+        " FROM customer_identities ci JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
+        " JOIN customers c ON c.id = ci.customer_id ORDER BY c.id FOR UPDATE OF c",
+        [i.kind for i in identities], [i.value for i in identities])
+    return {Identity(row["kind"], row["value"]): row for row in rows}
+
+
+def _customer(row: asyncpg.Record, name: str | None) -> Customer:
+    return Customer(id=row["id"], name=row["name"] or name, tier=row["tier"], language=row["language"],
+                    timezone=row["timezone"], sender_identity_id=row["identity_id"])
+
+
+async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: str | None,
+                        now: datetime) -> Customer:
+    """New identities (or a merge): lock the identity keys so two first messages from one new sender
+    cannot create two customers, then create, link or merge."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k",
         sorted(identity.key for identity in unique),
     )
-    rows = await conn.fetch(
-        "SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identities ci"
-        " JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)",
-        [i.kind for i in unique], [i.value for i in unique],
-    )
-    known = {Identity(row["kind"], row["value"]): row for row in rows}
-    owners = sorted({row["customer_id"] for row in rows})
+    known = await _lock_known(conn, unique)
+    owners = sorted({row["id"] for row in known.values()})
     if owners:
         customer_id = owners[0]
         for other in owners[1:]:
@@ -55,6 +80,7 @@ async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name
         customer_id = await conn.fetchval(
             "INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id", name, now)
     missing = [i for i in unique if i not in known]
+    identity_ids = {identity: row["identity_id"] for identity, row in known.items()}
     if missing:
         inserted = await conn.fetch(
             "INSERT INTO customer_identities (customer_id, kind, value, created_at)"
@@ -62,13 +88,13 @@ async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name
             " RETURNING id, kind, value",
             customer_id, [i.kind for i in missing], [i.value for i in missing], now,
         )
-        known.update({Identity(row["kind"], row["value"]): row for row in inserted})
+        identity_ids.update({Identity(row["kind"], row["value"]): row["id"] for row in inserted})
     row = await conn.fetchrow(
         "UPDATE customers SET name = COALESCE(name, $2) WHERE id = $1"
         " RETURNING id, name, tier, language, timezone",
         customer_id, name,
     )
-    return Customer(**dict(row), sender_identity_id=known[unique[0]]["id"])
+    return Customer(**dict(row), sender_identity_id=identity_ids[unique[0]])
 
 
 async def merge(conn: asyncpg.Connection, survivor_id: int, other_id: int, now: datetime, *,

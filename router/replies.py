@@ -40,10 +40,13 @@ async def send_reply(conn: asyncpg.Connection, config: Config, ticket: asyncpg.R
     channel, address = await destination(conn, ticket, channel)
     extra: dict[str, object] = {"ticket_ref": f"T-{ticket['number']}", "language": ticket["language"]}
     if channel == "email":
-        refs = [r["external_id"] for r in await conn.fetch(
-            "SELECT external_id FROM messages WHERE ticket_id = $1 AND channel = 'email'"
-            " ORDER BY created_at, id", ticket["id"])]
-        extra.update(in_reply_to=refs[-1] if refs else None, references=refs[-20:])
+        thread = await conn.fetch(
+            "SELECT external_id, direction FROM messages WHERE ticket_id = $1 AND channel = 'email'"
+            " AND external_id NOT LIKE 'sha256:%' ORDER BY created_at, id", ticket["id"])
+        customer_ids = [m["external_id"] for m in thread if m["direction"] == "in"]
+        references = [m["external_id"] for m in thread]
+        # Answer the customer's latest mail; References carry the whole conversation for their client.
+        extra.update(in_reply_to=(customer_ids or references or [None])[-1], references=references[-20:])
     subject = f"Re: [T-{ticket['number']}] {ticket['subject'] or ''}".strip()
     key = f"reply:{ticket['id']}:{idempotency_key or uuid.uuid4().hex}"
     message_id = await queue_outbound(

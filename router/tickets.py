@@ -7,6 +7,7 @@ module that owns the table).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,21 +72,16 @@ async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_re
                         number_hint: int | None, now: datetime, reopen_window: timedelta) -> ThreadChoice:
     """SPEC §2.5: the named ticket, else the customer's open ticket (any channel), else reopen a
     ticket solved within the reopen window, else a new ticket linked to the last one."""
-    hinted = await _hinted_ticket(conn, customer_id, thread_refs, number_hint)
-    candidates = [hinted] if hinted is not None else []
-    if not candidates:
-        active = await conn.fetchrow(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1 AND status IN ('open', 'pending')"
-            " ORDER BY created_at DESC LIMIT 1 FOR UPDATE", customer_id)
-        if active is not None:
-            return ThreadChoice("join", active)
-        latest = await conn.fetchrow(
+    ticket = None
+    if thread_refs or number_hint is not None:
+        ticket = await _hinted_ticket(conn, customer_id, thread_refs, number_hint)
+    if ticket is None:
+        # The customer's active ticket if any, else their latest: one query for both cases.
+        ticket = await conn.fetchrow(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1"
-            " ORDER BY created_at DESC LIMIT 1 FOR UPDATE", customer_id)
-        candidates = [latest] if latest is not None else []
-    if not candidates:
+            " ORDER BY status IN ('open', 'pending') DESC, created_at DESC LIMIT 1 FOR UPDATE", customer_id)
+    if ticket is None:
         return ThreadChoice("new", None)
-    ticket = candidates[0]
     if ticket["status"] in ACTIVE:
         return ThreadChoice("join", ticket)
     solved_at = ticket["solved_at"]
@@ -94,21 +90,16 @@ async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_re
     return ThreadChoice("new", None, previous_ticket_id=ticket["id"])
 
 
-async def latest_ticket(conn: asyncpg.Connection, customer_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 1",
-        customer_id)
-
-
 async def create(conn: asyncpg.Connection, *, customer_id: int, channel: str, subject: str | None,
                  status: str, priority: str, topic: str | None, skill: str | None, language: str,
-                 team_id: int | None, previous_ticket_id: int | None, now: datetime) -> asyncpg.Record:
+                 team: str | None, sla_policy: str | None, previous_ticket_id: int | None,
+                 now: datetime) -> asyncpg.Record:
     return await conn.fetchrow(
         "INSERT INTO tickets (customer_id, channel, subject, status, priority, topic, skill, language,"
-        " team_id, previous_ticket_id, last_customer_message_at, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11)"
+        " team_id, sla_policy, previous_ticket_id, last_customer_message_at, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT id FROM teams WHERE name = $9), $10, $11, $12, $12, $12)"
         f" RETURNING {TICKET_COLUMNS}",
-        customer_id, channel, subject, status, priority, topic, skill, language, team_id,
+        customer_id, channel, subject, status, priority, topic, skill, language, team, sla_policy,
         previous_ticket_id, now)
 
 
@@ -129,14 +120,24 @@ async def insert_message(conn: asyncpg.Connection, *, ticket_id: int, customer_i
                          sender_name: str | None = None, subject: str | None = None,
                          body_html: str | None = None, quoted_text: str | None = None,
                          raw_ref: str | None = None, auto_kind: str | None = None,
-                         metadata: dict[str, Any] | None = None) -> int:
+                         metadata: dict[str, Any] | None = None,
+                         events: Sequence[tuple[str, dict[str, Any]]] = ()) -> int | None:
+    """Insert a message and the events that go with it, in one statement (each event payload gets
+    the new `message_id`). Returns None when the channel already has a message with this external
+    id: a redelivery."""
     return await conn.fetchval(
-        "INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id, sender_identity_id,"
-        " author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref, auto_kind,"
-        " metadata, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+        "WITH m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
+        " sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
+        " auto_kind, metadata, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        " ON CONFLICT (channel, external_id) DO NOTHING RETURNING id),"
+        " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
+        "  SELECT $1, x.kind, x.payload || jsonb_build_object('message_id', m.id), $16"
+        "  FROM m, unnest($17::text[], $18::jsonb[]) AS x(kind, payload))"
+        " SELECT id FROM m",
         ticket_id, customer_id, channel, direction, external_id, sender_identity_id, author_agent_id,
-        sender_name, subject, body_text, body_html, quoted_text, raw_ref, auto_kind, metadata or {}, now)
+        sender_name, subject, body_text, body_html, quoted_text, raw_ref, auto_kind, metadata or {}, now,
+        [kind for kind, _ in events], [payload for _, payload in events])
 
 
 async def find_message(conn: asyncpg.Connection, channel: str, external_id: str) -> asyncpg.Record | None:
@@ -183,7 +184,7 @@ async def update(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Recor
         if ticket["assignee_id"] is not None and was_active and not now_active:
             await agent_store.release_load(conn, ticket["assignee_id"])
         if ticket["assignee_id"] is not None and now_active and not was_active:
-            await agent_store.take_slot(conn, ticket["assignee_id"], now, force=True)
+            await agent_store.add_load(conn, ticket["assignee_id"])
         await conn.execute(
             "UPDATE tickets SET status = $2, updated_at = $3,"
             " solved_at = CASE WHEN $2 = 'solved' THEN $3 WHEN $2 IN ('open', 'pending') THEN NULL"

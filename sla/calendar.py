@@ -174,7 +174,7 @@ def elapsed_business_time(a: datetime, b: datetime, cal: BusinessCalendar) -> ti
     day, last = begin.astimezone(tz).date() - _DAY, end.astimezone(tz).date() + _DAY
     total = timedelta(0)
     while day <= last:
-        for open_from, open_until in _day_intervals(day, cal, tz):
+        for open_from, open_until in _day_intervals(day, cal):
             total += max(timedelta(0), min(open_until, end) - max(open_from, begin))
         day += _DAY
     return total
@@ -192,7 +192,7 @@ def _open_intervals(cal: BusinessCalendar, since: datetime) -> Iterator[Interval
     pending: list[Interval] = []
     quiet_days = 0
     while quiet_days < _SEARCH_DAYS:
-        found = [(max(start, since), end) for start, end in _day_intervals(day, cal, tz) if end > since]
+        found = [(max(start, since), end) for start, end in _day_intervals(day, cal) if end > since]
         for interval in found:
             heapq.heappush(pending, interval)
         quiet_days = 0 if found else quiet_days + 1
@@ -203,11 +203,14 @@ def _open_intervals(cal: BusinessCalendar, since: datetime) -> Iterator[Interval
     raise ValueError(f"calendar {cal.name!r} has no open time within {_SEARCH_DAYS} days after {since}")
 
 
-def _day_intervals(day: date, cal: BusinessCalendar, tz: ZoneInfo) -> list[Interval]:
-    """The instants whose local wall clock reads a time in one of `day`'s open ranges."""
+@lru_cache(maxsize=8192)
+def _day_intervals(day: date, cal: BusinessCalendar) -> tuple[Interval, ...]:
+    """The instants whose local wall clock reads a time in one of `day`'s open ranges (cached: every
+    due time computed on a busy day walks the same few days)."""
     ranges = cal.weekly_hours[day.weekday()]
     if not ranges or not _is_business_date(day, cal):
-        return []
+        return ()
+    tz = _zone(cal.timezone)
     # Wall readings written as UTC datetimes: an instant is its wall reading minus its UTC offset.
     midnight = datetime.combine(day, time(), UTC)
     before, change, after = _offsets_near(midnight, tz)
@@ -219,7 +222,7 @@ def _day_intervals(day: date, cal: BusinessCalendar, tz: ZoneInfo) -> list[Inter
         else:
             intervals.append((wall_start - before, min(wall_end - before, change)))
             intervals.append((max(wall_start - after, change), wall_end - after))
-    return [(start, end) for start, end in intervals if start < end]
+    return tuple((start, end) for start, end in intervals if start < end)
 
 
 def _offsets_near(midnight: datetime, tz: ZoneInfo) -> tuple[timedelta, datetime | None, timedelta]:

@@ -16,9 +16,8 @@ from sla.calendar import elapsed_business_time
 from sla.policy import TicketFacts, clock_times, match_policy, target_duration
 
 
-def policy_for(config: Config, ticket: asyncpg.Record, tier: str | None) -> SlaPolicy | None:
-    facts = TicketFacts(priority=ticket["priority"], tier=tier, channel=ticket["channel"], topic=ticket["topic"])
-    return match_policy(config.sla_policies, facts)
+def policy_for(config: Config, *, priority: str, tier: str | None, channel: str, topic: str | None) -> SlaPolicy | None:
+    return match_policy(config.sla_policies, TicketFacts(priority=priority, tier=tier, channel=channel, topic=topic))
 
 
 def _policy_named(config: Config, name: str) -> SlaPolicy | None:
@@ -41,27 +40,38 @@ async def _upsert_clock(conn: asyncpg.Connection, config: Config, ticket_id: int
         ticket_id, target, policy.name, start, times.warn_at, times.due_at, new_cycle)
 
 
-async def start_ticket(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Record, tier: str | None,
+async def start_ticket(conn: asyncpg.Connection, config: Config, ticket_id: int, policy: SlaPolicy | None,
                        now: datetime) -> datetime | None:
-    """A new ticket: pick its policy, start first-response and resolution clocks. Returns the
-    first-response due time (what the acknowledgement promises), if the policy has one."""
-    policy = policy_for(config, ticket, tier)
+    """A new ticket (whose `sla_policy` is already `policy`): start its first-response and
+    resolution clocks in one statement. Returns the first-response due time, which the
+    acknowledgement promises, if the policy has one."""
     if policy is None:
         return None
-    await conn.execute("UPDATE tickets SET sla_policy = $2 WHERE id = $1", ticket["id"], policy.name)
-    for target in ("first_response", "resolution"):
-        await _upsert_clock(conn, config, ticket["id"], policy, target, now)
-    return await conn.fetchval(
-        "SELECT due_at FROM sla_targets WHERE ticket_id = $1 AND target = 'first_response'", ticket["id"])
+    calendar = config.calendars[policy.calendar]
+    started = {target: clock_times(now, duration, policy.warn_at, calendar)
+               for target in ("first_response", "resolution")
+               if (duration := target_duration(policy, target)) is not None}
+    if started:
+        await conn.execute(
+            "INSERT INTO sla_targets (ticket_id, target, policy, started_at, warn_at, due_at)"
+            " SELECT $1, target, $2, $3, warn_at, due_at"
+            " FROM unnest($4::text[], $5::timestamptz[], $6::timestamptz[]) AS x(target, warn_at, due_at)",
+            ticket_id, policy.name, now, list(started), [t.warn_at for t in started.values()],
+            [t.due_at for t in started.values()])
+    first = started.get("first_response")
+    return first.due_at if first else None
 
 
-async def customer_wrote(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Record, now: datetime) -> None:
-    """A customer message after an agent reply starts a next-response clock (unless one runs)."""
-    await resume(conn, config, ticket["id"], now)
+async def customer_wrote(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Record, *, was_pending: bool,
+                         now: datetime) -> None:
+    """The customer wrote on an existing ticket: paused clocks resume, and a message after an agent
+    reply starts a next-response clock (unless one is already running)."""
+    if was_pending:
+        await resume(conn, config, ticket["id"], now)
     if ticket["last_agent_reply_at"] is None or ticket["sla_policy"] is None:
         return
     policy = _policy_named(config, ticket["sla_policy"])
-    if policy is None:
+    if policy is None or policy.next_response is None:
         return
     running = await conn.fetchval(
         "SELECT met_at IS NULL FROM sla_targets WHERE ticket_id = $1 AND target = 'next_response'", ticket["id"])
@@ -117,7 +127,8 @@ async def recompute(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Re
                     now: datetime) -> None:
     """Priority (or anything policies match on) changed: running clocks follow the new policy,
     counted from when they started, with paused time still credited."""
-    policy = policy_for(config, ticket, tier)
+    policy = policy_for(config, priority=ticket["priority"], tier=tier, channel=ticket["channel"],
+                        topic=ticket["topic"])
     if policy is None or policy.name == ticket["sla_policy"]:
         return
     await conn.execute("UPDATE tickets SET sla_policy = $2 WHERE id = $1", ticket["id"], policy.name)

@@ -72,10 +72,8 @@ CREATE TABLE tickets (
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
--- the customer's open thread (threading), the inbox list (keyset on updated_at, id), queues.
-CREATE INDEX tickets_customer_active ON tickets (customer_id, created_at DESC)
-    WHERE status IN ('open', 'pending');
-CREATE INDEX tickets_customer_recent ON tickets (customer_id, solved_at DESC) WHERE status = 'solved';
+-- the customer's thread (threading), the inbox list (keyset on updated_at, id), queues.
+CREATE INDEX tickets_customer ON tickets (customer_id, created_at DESC);
 CREATE INDEX tickets_list ON tickets (updated_at DESC, id DESC);
 CREATE INDEX tickets_status_list ON tickets (status, updated_at DESC, id DESC);
 CREATE INDEX tickets_assignee_list ON tickets (assignee_id, status, updated_at DESC, id DESC);

@@ -122,10 +122,14 @@ async def test_agent_can_only_set_own_status(client, auth, pool):
     async with pool.acquire() as conn:
         await conn.execute("UPDATE agents SET token_hash = $1 WHERE email = 'ben@example.com'", token_digest("ben-t"))
     ben = {"Authorization": "Bearer ben-t"}
-    assert (await client.patch("/api/v1/agents/ben@example.com", json={"status": "away"}, headers=ben)).status_code == 200
-    assert (await client.patch("/api/v1/agents/aiko@example.com", json={"status": "away"}, headers=ben)).status_code == 403
-    assert (await client.patch("/api/v1/agents/ben@example.com", json={"capacity": 50}, headers=ben)).status_code == 403
-    assert (await client.patch("/api/v1/agents/ben@example.com", json={"status": "asleep"}, headers=ben)).status_code == 422
+
+    async def patch(target: str, changes: dict) -> int:
+        return (await client.patch(f"/api/v1/agents/{target}", json=changes, headers=ben)).status_code
+
+    assert await patch("ben@example.com", {"status": "away"}) == 200
+    assert await patch("aiko@example.com", {"status": "away"}) == 403
+    assert await patch("ben@example.com", {"capacity": 50}) == 403
+    assert await patch("ben@example.com", {"status": "asleep"}) == 422
 
 
 async def test_release_on_offline_returns_unstarted_tickets(config, pool, clock):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,14 +53,39 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         ref = sent.json()["ticket_ref"]
         ticket = httpx.get(f"{base}/api/v1/tickets/{ref}", headers={"Authorization": "Bearer e2e-token"}, timeout=5)
         assert ticket.json()["messages"][0]["text"] == "返金希望です"
+    except AssertionError as exc:
+        log.seek(0)
+        raise AssertionError(f"{exc}\n--- make run output ---\n{log.read()[-5000:]}") from exc
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
         log.seek(0)
         output = log.read()
         log.close()
     assert "Support inbox:" in output and "aiko@example.com / demo" in output
+    assert process.returncode in (0, -signal.SIGTERM, 2), output[-3000:]
+    assert not embedded_servers_for(tmp_path / "var" / "pg"), "the embedded PostgreSQL was left running"
+
+
+def embedded_servers_for(pgdata: Path) -> list[int]:
+    """PostgreSQL processes still serving `pgdata` (they get a moment to finish stopping)."""
+    import psutil
+
+    deadline = time.monotonic() + 10
+    while True:
+        running = [p.pid for p in psutil.process_iter(["name", "cmdline"])
+                   if p.info["name"] == "postgres" and str(pgdata) in " ".join(p.info["cmdline"] or [])]
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group (make and the router under it), then SIGKILL if needed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

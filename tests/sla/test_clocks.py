@@ -111,8 +111,8 @@ async def test_pending_pauses_the_clock_and_customer_reply_resumes(fast_client, 
 
 
 async def test_priority_change_recomputes_due_times(client, auth, pool, clock):
-    ref = (await client.post("/api/v1/messages", headers=auth, json={
-        "channel": "api", "sender": {"email": "p@example.com"}, "text": "Question about delivery"})).json()["ticket_ref"]
+    body = {"channel": "api", "sender": {"email": "p@example.com"}, "text": "Question about delivery"}
+    ref = (await client.post("/api/v1/messages", headers=auth, json=body)).json()["ticket_ref"]
     normal = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
     assert normal["sla"]["policy"] == "normal"
     response = await client.patch(f"/api/v1/tickets/{ref}", json={"priority": "urgent"}, headers=auth)
@@ -124,8 +124,8 @@ async def test_priority_change_recomputes_due_times(client, auth, pool, clock):
 
 async def test_normal_policy_counts_japanese_business_hours(client, auth, clock):
     clock.now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # Friday 17:00 JST; Mon 23 Nov is a holiday
-    ref = (await client.post("/api/v1/messages", headers=auth, json={
-        "channel": "api", "sender": {"email": "jp@example.jp"}, "text": "配送状況を教えてください"})).json()["ticket_ref"]
+    body = {"channel": "api", "sender": {"email": "jp@example.jp"}, "text": "配送状況を教えてください"}
+    ref = (await client.post("/api/v1/messages", headers=auth, json=body)).json()["ticket_ref"]
     detail = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
     first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
     # 1h on Friday (17:00-18:00), Monday 23 Nov is Labour Thanksgiving Day, so 3h more on Tuesday.
