@@ -40,6 +40,7 @@ MAX_SUBJECT_CHARS = 1000
 MAX_MIME_DEPTH = 32
 MAX_REFERENCES = 100
 MAX_DEFECTS = 50
+MAX_HTML_TO_TEXT_CHARS = 1_000_000  # html.parser runs ~2 MB/s; bound the CPU a hostile message can take
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,7 @@ _ALIASES = {
 }
 _SINGLE_BYTE_WESTERN = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
 _DETECT_BYTES = 64 * 1024
+_DETECTABLE = ("cp1252", "cp1251", "koi8_r", "cp1253", "gb18030", "big5", "cp949")
 
 
 def _decode_bytes(data: bytes, declared: str | None, where: str, defects: list[str]) -> str:
@@ -420,7 +422,11 @@ def _nearly(data: bytes, chain: tuple[str, ...]) -> str | None:
 
 
 def _guess(data: bytes) -> tuple[str, str]:
-    """Charset detection tuned for our market: JIS, UTF-8, then Shift_JIS vs EUC-JP, then the rest."""
+    """Charset detection tuned for our market: JIS, UTF-8, then Shift_JIS vs EUC-JP, then the rest.
+
+    The generic detector is limited to charsets that really arrive undeclared, so Latin text lands in
+    windows-1252 instead of an EBCDIC or Central European guess; short samples skip it (too noisy).
+    """
     if b"\x1b$" in data or b"\x1b(" in data:
         for codec in _JIS_CHAIN:
             text = _strict(data, codec)
@@ -433,13 +439,14 @@ def _guess(data: bytes) -> tuple[str, str]:
     best = max(japanese, key=lambda tc: _japanese_ratio(tc[0]), default=None)
     if best is not None and _japanese_ratio(best[0]) >= 0.6:
         return best
-    match = charset_normalizer.from_bytes(data[:_DETECT_BYTES]).best()
-    if match is not None:
-        try:
+    utf8 = _nearly(data, ("utf-8",))
+    if utf8 is not None:
+        return utf8, "utf-8 with replacement characters"
+    if len(data) >= 16:
+        match = charset_normalizer.from_bytes(data[:_DETECT_BYTES], cp_isolation=list(_DETECTABLE)).best()
+        if match is not None:
             return data.decode(match.encoding, "replace"), match.encoding
-        except LookupError:
-            pass  # detector named a codec this Python lacks; fall through to UTF-8
-    return data.decode("utf-8", "replace"), "utf-8 with replacement characters"
+    return data.decode("cp1252", "replace"), "cp1252"
 
 
 def _japanese_ratio(text: str) -> float:
@@ -890,6 +897,9 @@ class _HtmlText(HTMLParser):
 
 
 def _html_to_text(html: str, defects: list[str]) -> str:
+    if len(html) > MAX_HTML_TO_TEXT_CHARS:
+        defects.append(f"HTML body over {MAX_HTML_TO_TEXT_CHARS} characters; only its start became text")
+        html = html[:MAX_HTML_TO_TEXT_CHARS]
     parser = _HtmlText()
     try:
         parser.feed(html)
@@ -1050,10 +1060,15 @@ def _signature_start(lines: list[str]) -> int | None:
         elif _MOBILE_SIGNATURE.fullmatch(stripped) and sum(1 for t in tail if t.strip()) <= 2:
             candidates.append(i)
         elif (_SEPARATOR_LINE.fullmatch(stripped) and len(tail) <= _SIGNATURE_MAX_LINES
-              and any(_CONTACT_LABEL.search(t) or _SIGNATURE_CUE.search(t) for t in tail)):
+              and any(_contact_like(t) for t in tail)):
             candidates.append(i)
     found = [c for c in candidates if c is not None]
     return min(found) if found else None
+
+
+def _contact_like(line: str) -> bool:
+    """Phone, mail, URL or company lines; long lines never are (and would make the regexes slow)."""
+    return len(line) <= 200 and bool(_CONTACT_LABEL.search(line) or _SIGNATURE_CUE.search(line))
 
 
 def _last_nonblank(lines: list[str]) -> int | None:

@@ -19,7 +19,7 @@ from channels.email_parse import ParsedEmail, fingerprint, parse_email
 from router.config import Config
 from router.errors import DATABASE_DOWN_ERRORS, RouterError
 from router.inbound import Identity, InboundAttachment, InboundMessage, email_identity
-from router.pipeline import IngestResult
+from router.pipeline import IngestResult, storable
 from router.tickets import REF_PATTERN
 
 log = logging.getLogger(__name__)
@@ -41,24 +41,30 @@ def ticket_hint(parsed: ParsedEmail, recipients: list[str]) -> int | None:
 
 def to_inbound(parsed: ParsedEmail, raw: bytes, raw_ref: str, envelope_from: str | None,
                recipients: list[str]) -> InboundMessage:
-    sender = (email_identity(parsed.from_address or "") or email_identity(envelope_from or "")
+    """The parsed mail as the pipeline's message. Every string is made storable: broken mail is
+    kept (with replacement characters) rather than refused."""
+    def clean(value: str | None) -> str | None:
+        return storable(value) if value else value
+
+    sender = (email_identity(clean(parsed.from_address) or "") or email_identity(clean(envelope_from) or "")
               or Identity("email", "mailer-daemon@unknown.invalid"))
+    refs = (*parsed.in_reply_to, *reversed(parsed.references))
     return InboundMessage(
         channel="email",
         identities=(sender,),
-        text=parsed.new_text or parsed.text or "(no text)",
-        external_id=parsed.message_id or f"sha256:{fingerprint(raw)}",
-        sender_name=parsed.from_name,
-        subject=parsed.subject or None,
-        html=parsed.html,
-        quoted_text=parsed.quoted_text or None,
+        text=clean(parsed.new_text or parsed.text) or "(no text)",
+        external_id=clean(parsed.message_id) or f"sha256:{fingerprint(raw)}",
+        sender_name=clean(parsed.from_name),
+        subject=clean(parsed.subject),
+        html=clean(parsed.html),
+        quoted_text=clean(parsed.quoted_text),
         auto_kind=parsed.auto_kind,
-        thread_refs=tuple(dict.fromkeys((*parsed.in_reply_to, *reversed(parsed.references)))),
+        thread_refs=tuple(dict.fromkeys(storable(r) for r in refs)),
         ticket_number_hint=ticket_hint(parsed, recipients),
         raw_ref=raw_ref,
-        attachments=tuple(InboundAttachment(a.filename, a.content_type, a.content, a.content_id, a.inline)
-                          for a in parsed.attachments),
-        metadata={"full_text": parsed.text} if parsed.new_text != parsed.text else {},
+        attachments=tuple(InboundAttachment(storable(a.filename), storable(a.content_type), a.content,
+                                            clean(a.content_id), a.inline) for a in parsed.attachments),
+        metadata={"full_text": storable(parsed.text)} if parsed.new_text != parsed.text else {},
     )
 
 

@@ -145,8 +145,28 @@ def validate(message: InboundMessage) -> None:
         raise InvalidInput("the message is empty")
     if len(message.text) > MAX_TEXT_CHARS:
         raise InvalidInput(f"the message text is longer than {MAX_TEXT_CHARS} characters")
-    if "\x00" in message.text or "\x00" in (message.subject or ""):
-        raise InvalidInput("the message contains NUL characters")
+    fields = [message.text, message.subject, message.sender_name, message.external_id, message.html,
+              message.quoted_text, *message.thread_refs, *(i.value for i in message.identities)]
+    for value in fields:
+        if value and not storable_text(value):
+            raise InvalidInput("the message contains NUL characters or invalid Unicode")
+
+
+def storable_text(value: str) -> bool:
+    """PostgreSQL text holds valid UTF-8 without NUL: no lone surrogates (e.g. JSON "\\udc9d")."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable(value: str) -> str:
+    """`value` made storable: NULs dropped, lone surrogates replaced. For channels that must keep
+    whatever arrives (email) rather than refuse it."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _subject_from(text: str) -> str:

@@ -3,8 +3,12 @@ cloned from a migrated template (ARCHITECTURE: no database mocks)."""
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import itertools
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -15,6 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import asyncpg
 import httpx
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from agents import store as agent_store
 from router import db
@@ -133,3 +138,34 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+class Sink:
+    """A local SMTP server that keeps what it receives: the relay, in production."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.port = 0
+        self.refuse_with: str | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        return "250 2.0.0 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    handler = Sink()
+    handler.port = free_port()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), "127.0.0.1", handler.port)
+    yield handler
+    server.close()
+    await server.wait_closed()

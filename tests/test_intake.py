@@ -137,6 +137,9 @@ async def test_platform_sender_id_links_to_email_customer(client, auth, pool):
     (b'{"channel": "api", "sender": {"email": "x@y.io"}, "text": 5}', 422, "invalid_input"),
     (b'{"channel": "api", "sender": {"email": "x@y.io"}, "text": "  "}', 422, "invalid_input"),
     (b'{"channel": "api", "sender": {"email": "x@y.io"}, "text": "a\\u0000b"}', 422, "invalid_input"),
+    (b'{"channel": "api", "sender": {"email": "x@y.io"}, "text": "lone \\udc9d surrogate"}', 422, "invalid_input"),
+    (b'{"channel": "api", "sender": {"email": "x@y.io"}, "subject": "\\ud800", "text": "hi"}', 422,
+     "invalid_input"),
     (b"\xff\xfe\x00garbage", 400, "malformed_body"),
 ])
 async def test_bad_input_gets_json_problem_and_stores_nothing(client, auth, pool, body, status, code):

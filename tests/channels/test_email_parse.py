@@ -339,6 +339,8 @@ def test_fingerprint_differs_for_different_messages() -> None:
         b"Content-Transfer-Encoding: base64\r\n\r\n=",
         b"Content-Type: text/html\r\n\r\n<![if <!-- <script" + b"<" * 10000,
         b"From: " + b"<" * 10000 + b"\r\nTo: " + b'"' * 10001 + b"\r\n\r\n",
+        b"From: a@example.org\r\n\r\nhi\r\n-----\r\n" + b"a" * 200_000,  # separator then a huge line
+        b"From: a@example.org\r\n\r\n" + b"x" * 300_000 + b"@" + b"y" * 300_000,
     ],
     ids=lambda raw: f"{len(raw)}B",
 )

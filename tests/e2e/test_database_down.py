@@ -19,8 +19,7 @@ from agents import store as agent_store
 from channels.smtp import IntakeHandler, start_server
 from router import attachments, db
 from router.app import create_app
-from tests.conftest import API_TOKEN
-from tests.e2e.test_make_run import free_port
+from tests.conftest import API_TOKEN, free_port
 
 
 class StoppableServer:

@@ -4,46 +4,19 @@ out through the outbox to a local SMTP sink standing in for the relay."""
 from __future__ import annotations
 
 import asyncio
-import email
 import smtplib
 from dataclasses import replace
-from email import policy
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from aiosmtpd.smtp import SMTP
 
 from channels.smtp import IntakeHandler, start_server
 from router import attachments
 from router.outbox import Dispatcher
 from router.workers import senders_for
-from tests.e2e.test_make_run import free_port
-
-
-class Sink:
-    """A local SMTP server that keeps what it receives (the relay in production)."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=policy.default))
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 2.0.0 OK"
-
-
-@pytest.fixture
-async def sink():
-    handler = Sink()
-    port = free_port()
-    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), "127.0.0.1", port)
-    handler.port = port
-    yield handler
-    server.close()
-    await server.wait_closed()
+from tests.conftest import free_port
 
 
 @pytest.fixture

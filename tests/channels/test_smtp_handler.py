@@ -1,0 +1,84 @@
+"""The SMTP handler under malformed MIME: it never crashes, stores what it accepts, and accepts
+all mail for our domains (a permanent refusal would lose the customer's message)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiosmtpd.smtp import Envelope
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from channels.smtp import IntakeHandler
+from router import attachments, db
+from router.pipeline import Pipeline
+
+FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "email").glob("*.eml"))
+SEEDS = [path.read_bytes() for path in FIXTURES]
+
+header_soup = st.lists(st.sampled_from([
+    b"Content-Type: multipart/mixed; boundary=\"", b"Content-Type: text/plain; charset=x-unknown\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b"Subject: =?ISO-2022-JP?B?GyRCJCIbKEI?=\r\n",
+    b"From: \"\xff\xfe\" <@>\r\n", b"Message-ID: <>\r\n", b"--\r\n", b"\r\n\r\n", b"=?utf-8?q?=E3=81?=",
+    b"In-Reply-To: <a@b> <c@d>\r\n", b"Content-Type: message/rfc822\r\n", b"\x00", b"\x1b$B",
+]), max_size=12).map(b"".join)
+
+
+@st.composite
+def malformed_mail(draw) -> bytes:
+    seed = draw(st.sampled_from(SEEDS))
+    choice = draw(st.integers(0, 3))
+    if choice == 0:
+        return draw(st.binary(max_size=3000))
+    if choice == 1:
+        cut = draw(st.integers(0, len(seed)))
+        return seed[:cut]
+    if choice == 2:
+        at = draw(st.integers(0, len(seed)))
+        return seed[:at] + draw(header_soup) + seed[at:]
+    flips = draw(st.lists(st.tuples(st.integers(0, max(len(seed) - 1, 0)), st.integers(0, 255)), max_size=20))
+    data = bytearray(seed)
+    for index, value in flips:
+        if data:
+            data[index] = value
+    return bytes(data)
+
+
+def test_malformed_mime_never_crashes_and_250_means_stored(database, config, data_dir):
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(db.create_pool(database, min_size=1, max_size=2))
+    pipeline = Pipeline(config)
+
+    async def ingest(message):
+        return await pipeline.ingest(pool, message)
+
+    async def store_raw(raw: bytes) -> str:
+        return await attachments.store_raw(data_dir, raw)
+
+    handler = IntakeHandler(config, ingest, store_raw)
+
+    async def deliver(raw: bytes) -> tuple[str, int]:
+        envelope = Envelope()
+        envelope.mail_from = "fuzz@customer.example"
+        envelope.rcpt_tos = ["support@example.com"]
+        envelope.original_content = raw
+        envelope.content = raw
+        before = await pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'in'")
+        answer = await handler.handle_DATA(None, None, envelope)
+        after = await pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'in'")
+        return answer, after - before
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(malformed_mail())
+    def check(raw: bytes) -> None:
+        answer, stored = loop.run_until_complete(deliver(raw))
+        # Whatever arrives is kept (garbage included, for a person to look at); a redelivery is not.
+        assert answer.startswith("250"), answer
+        assert stored == (0 if "duplicate of" in answer else 1), answer
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(pool.close())
+        loop.close()

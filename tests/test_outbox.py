@@ -1,0 +1,123 @@
+"""The outbox dispatcher against a real SMTP relay stand-in: retries, backoff, dead letters, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from router import outbox
+from router.metrics import Metrics
+from router.outbox import MAX_ATTEMPTS, Dispatcher
+from router.workers import senders_for
+from tests.conftest import free_port
+
+
+def relay_config(config, port: int):
+    return replace(config, settings=replace(config.settings, smtp_relay=f"smtp://127.0.0.1:{port}"))
+
+
+async def queue_ack_mail(client, auth) -> str:
+    response = await client.post("/api/v1/messages", headers=auth, json={
+        "channel": "api", "sender": {"email": "out@customer.example"}, "text": "Where is my refund?"})
+    return response.json()["ticket_ref"]
+
+
+async def outbox_rows(pool):
+    async with pool.acquire() as conn:
+        return await conn.fetch("SELECT status, attempts, next_attempt_at, last_error FROM outbox ORDER BY id")
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter():
+    rng = random.Random(3)
+    for attempts in range(1, 12):
+        delay = outbox.backoff(attempts, rng)
+        base = min(outbox.BASE_BACKOFF * 2 ** (attempts - 1), outbox.MAX_BACKOFF)
+        assert base * 0.8 <= delay <= base * 1.2
+
+
+async def test_relay_down_retries_with_backoff_then_delivers_once(client, auth, pool, config, clock, sink):
+    await queue_ack_mail(client, auth)
+    metrics = Metrics()
+    down = Dispatcher(pool, senders_for(relay_config(config, free_port())), clock, metrics)
+    assert await down.run_once() == 0
+    [row] = await outbox_rows(pool)
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert row["last_error"]
+    assert clock() + timedelta(seconds=3) < row["next_attempt_at"] <= clock() + timedelta(seconds=7)
+    assert await down.run_once() == 0  # not due yet: nothing is tried
+    assert (await outbox_rows(pool))[0]["attempts"] == 1
+    assert metrics.outbox_failures.labels("email")._value.get() == 1
+
+    up = Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock, metrics)
+    clock.advance(timedelta(seconds=10))
+    assert await up.run_once() == 1
+    assert len(sink.messages) == 1
+    clock.advance(timedelta(hours=1))
+    assert await up.run_once() == 0
+    assert [r["status"] for r in await outbox_rows(pool)] == ["sent"]
+
+
+async def test_gives_up_after_max_attempts_as_dead_letter(client, auth, pool, config, clock):
+    ref = await queue_ack_mail(client, auth)
+    dispatcher = Dispatcher(pool, senders_for(relay_config(config, free_port())), clock)
+    for _ in range(MAX_ATTEMPTS):
+        await dispatcher.run_once()
+        clock.advance(outbox.MAX_BACKOFF * 2)
+    [row] = await outbox_rows(pool)
+    assert (row["status"], row["attempts"]) == ("dead", MAX_ATTEMPTS)
+    assert await dispatcher.run_once() == 0
+    async with pool.acquire() as conn:
+        kinds = [r["kind"] for r in await conn.fetch(
+            "SELECT e.kind FROM events e JOIN tickets t ON t.id = e.ticket_id WHERE t.number = $1",
+            int(ref[2:]))]
+    assert "outbox.dead" in kinds
+    metrics = (await client.get("/metrics")).text
+    assert 'router_outbox_items{status="dead"} 1.0' in metrics
+
+
+async def test_relay_refusal_5xx_is_permanent(client, auth, pool, config, clock, sink):
+    sink.refuse_with = "550 5.1.1 No such user"
+    await queue_ack_mail(client, auth)
+    await Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock).run_once()
+    [row] = await outbox_rows(pool)
+    assert (row["status"], row["attempts"]) == ("dead", 1)
+
+
+async def test_two_dispatchers_deliver_each_item_once(client, auth, pool, config, clock, sink):
+    for i in range(12):
+        await client.post("/api/v1/messages", headers=auth, json={
+            "channel": "api", "sender": {"email": f"c{i}@customer.example"}, "text": f"question {i}"})
+    senders = senders_for(relay_config(config, sink.port))
+    first, second = Dispatcher(pool, senders, clock), Dispatcher(pool, senders, clock)
+    delivered = await asyncio.gather(first.run_once(), second.run_once(), first.run_once(), second.run_once())
+    assert sum(delivered) == 12
+    assert sorted(m["To"] for m in sink.messages) == sorted(f"c{i}@customer.example" for i in range(12))
+
+
+async def test_crash_between_send_and_mark_resends_same_message_id_after_lease(client, auth, pool, config, clock,
+                                                                               sink):
+    """The documented duplicate window: a process that dies after sending leaves its lease; after
+    the lease the item is sent again, with the same Message-ID so the receiver can tell."""
+    await queue_ack_mail(client, auth)
+    crashed = Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock)
+    [item] = await crashed.lease()
+    await crashed.senders["email"].send(item)  # sent, then the process "dies" before marking it
+    survivor = Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock)
+    assert await survivor.run_once() == 0  # still leased
+    clock.advance(outbox.LEASE + timedelta(seconds=1))
+    assert await survivor.run_once() == 1
+    assert len(sink.messages) == 2
+    assert sink.messages[0]["Message-ID"] == sink.messages[1]["Message-ID"]
+
+
+@pytest.mark.parametrize("channel", ["telegram", "line"])
+async def test_items_for_channels_without_a_sender_stay_queued(pool, config, clock, channel):
+    async with pool.acquire() as conn:
+        await outbox.enqueue(conn, key=f"k-{channel}", kind="reply", channel=channel, payload={"to": "x"},
+                             now=clock())
+    assert await Dispatcher(pool, senders_for(config), clock).run_once() == 0
+    assert [r["status"] for r in await outbox_rows(pool)] == ["pending"]
