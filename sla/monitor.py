@@ -3,8 +3,9 @@ warning and breach exactly once, however many `router serve` processes run it.
 
 Exactly once: candidate rows are taken with `FOR UPDATE SKIP LOCKED` and marked (`warned_at` /
 `breached_at`) in the same statement, so a second monitor skips or no longer matches them; the
-`sla_events` unique key (ticket, target, cycle, kind) backs that up. Both scans use partial
-indexes holding only running, un-fired clocks, so a scan stays cheap with millions of tickets.
+`sla_events` unique key (ticket, target, cycle, kind) and the outbox idempotency key back that up.
+Both scans use partial indexes holding only running, un-fired clocks, so a scan stays cheap with
+millions of tickets.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from datetime import datetime
 
 import asyncpg
 
-from router import events, outbox
 from router.clock import Clock
 from router.config import Config
 from router.errors import DATABASE_DOWN_ERRORS
@@ -42,38 +42,36 @@ class SlaEvent:
 
 
 async def scan(conn: asyncpg.Connection, config: Config, now: datetime) -> list[SlaEvent]:
-    """One pass, inside the caller's transaction. Returns the events recorded by this pass."""
+    """One pass, inside the caller's transaction: one set-based statement per kind marks the clocks,
+    records the SLA events, the ticket events and (with Slack on) the alert outbox items. Returns
+    the events recorded by this pass."""
     fired: list[SlaEvent] = []
+    slack = bool(config.settings.slack_bot_token)
     for kind, (time_column, marker) in _SCANS.items():
         rows = await conn.fetch(
-            f"UPDATE sla_targets s SET {marker} = $1 FROM tickets t WHERE t.id = s.ticket_id"
-            f" AND (s.ticket_id, s.target) IN (SELECT ticket_id, target FROM sla_targets"
+            f"WITH due AS (SELECT ticket_id, target FROM sla_targets"
             f"  WHERE met_at IS NULL AND paused_at IS NULL AND {marker} IS NULL AND {time_column} <= $1"
-            f"  ORDER BY {time_column} LIMIT {SCAN_LIMIT} FOR UPDATE SKIP LOCKED)"
-            " RETURNING s.ticket_id, s.target, s.cycle, s.due_at, t.number",
-            now)
-        for row in rows:
-            inserted = await conn.fetchval(
-                "INSERT INTO sla_events (ticket_id, target, cycle, kind, due_at, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id",
-                row["ticket_id"], row["target"], row["cycle"], kind, row["due_at"], now)
-            if inserted is None:
-                continue
-            event = SlaEvent(row["ticket_id"], f"T-{row['number']}", row["target"], row["cycle"], kind,
-                             row["due_at"])
-            fired.append(event)
-            await _announce(conn, config, event, now)
+            f"  ORDER BY {time_column} LIMIT {SCAN_LIMIT} FOR UPDATE SKIP LOCKED),"
+            f" marked AS (UPDATE sla_targets s SET {marker} = $1 FROM due"
+            "  WHERE s.ticket_id = due.ticket_id AND s.target = due.target"
+            "  RETURNING s.ticket_id, s.target, s.cycle, s.due_at),"
+            " recorded AS (INSERT INTO sla_events (ticket_id, target, cycle, kind, due_at, created_at)"
+            "  SELECT ticket_id, target, cycle, $2, due_at, $1 FROM marked ON CONFLICT DO NOTHING"
+            "  RETURNING ticket_id, target, cycle, due_at),"
+            " described AS (SELECT r.*, 'T-' || t.number AS ref, jsonb_build_object('ticket_ref', 'T-' || t.number,"
+            "  'target', r.target, 'cycle', r.cycle, 'kind', $2::text, 'due_at', r.due_at) AS payload"
+            "  FROM recorded r JOIN tickets t ON t.id = r.ticket_id),"
+            " announced AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
+            "  SELECT ticket_id, 'sla.' || $2, payload, $1 FROM described),"
+            " alerted AS (INSERT INTO outbox (idempotency_key, kind, channel, ticket_id, payload, created_at,"
+            "  next_attempt_at)"
+            "  SELECT 'sla:' || ticket_id || ':' || target || ':' || cycle || ':' || $2, 'sla_alert', 'slack',"
+            "  ticket_id, payload, $1, $1 FROM described WHERE $3 ON CONFLICT (idempotency_key) DO NOTHING)"
+            " SELECT ticket_id, ref, target, cycle, due_at FROM described",
+            now, kind, slack)
+        fired.extend(SlaEvent(row["ticket_id"], row["ref"], row["target"], row["cycle"], kind, row["due_at"])
+                     for row in rows)
     return fired
-
-
-async def _announce(conn: asyncpg.Connection, config: Config, event: SlaEvent, now: datetime) -> None:
-    payload = {"ticket_ref": event.ticket_ref, "target": event.target, "cycle": event.cycle,
-               "kind": event.kind, "due_at": event.due_at.isoformat()}
-    await events.record(conn, event.ticket_id, f"sla.{event.kind}", payload, now)
-    if config.settings.slack_bot_token:
-        await outbox.enqueue(
-            conn, key=f"sla:{event.ticket_id}:{event.target}:{event.cycle}:{event.kind}", kind="sla_alert",
-            channel="slack", payload=payload, now=now, ticket_id=event.ticket_id)
 
 
 async def run_forever(pool: asyncpg.Pool, config: Config, clock: Clock, metrics: object | None = None,

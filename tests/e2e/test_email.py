@@ -187,3 +187,27 @@ async def test_iso_2022_jp_mail_over_smtp(intake, client, auth):
     assert detail["messages"][0]["text"].startswith("請求書の金額が違います。")
     assert detail["messages"][0]["sender_name"] == "山田"
     assert (detail["language"], detail["topic"]) == ("ja", "billing")
+
+
+async def test_html_only_mail_is_sanitized_and_attachments_kept(intake, client, auth, data_dir):
+    message = EmailMessage()
+    message["From"] = "Web Shop <shop@customer.example>"
+    message["To"] = "support+T-9999@example.com"
+    message["Subject"] = "Invoice attached"
+    message["Message-ID"] = "<html-1@customer.example>"
+    message.set_content('<p>Our <b>invoice</b> is wrong</p><script>alert(1)</script>'
+                        '<img src="x" onerror="alert(2)"><a href="javascript:alert(3)">link</a>', subtype="html")
+    message.add_attachment("請求書の内容".encode(), maintype="text", subtype="plain", filename="請求書.txt")
+    await smtp_send(intake, message, to="support+T-9999@example.com", sender="shop@customer.example")
+    [ticket] = await tickets_of(client, auth)
+    detail = (await client.get(f"/api/v1/tickets/{ticket['ref']}", headers=auth)).json()
+    stored = detail["messages"][0]
+    assert "invoice is wrong" in stored["text"].lower()
+    assert detail["topic"] == "billing"
+    for dangerous in ("<script", "onerror", "javascript:"):
+        assert dangerous not in (stored["html"] or "")
+    assert "<b>invoice</b>" in stored["html"]
+    [attachment] = stored["attachments"]
+    assert attachment["filename"] == "請求書.txt"
+    blob = data_dir / "attachments" / attachment["sha256"][:2] / attachment["sha256"]
+    assert blob.read_bytes() == "請求書の内容".encode()

@@ -48,6 +48,15 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         ref = sent.json()["ticket_ref"]
         ticket = httpx.get(f"{base}/api/v1/tickets/{ref}", headers={"Authorization": "Bearer e2e-token"}, timeout=5)
         assert ticket.json()["messages"][0]["text"] == "返金希望です"
+
+        # `router demo` sends sample traffic on every channel into the running instance (SMTP included).
+        demo = subprocess.run([str(ROOT / ".venv" / "bin" / "router"), "demo"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert demo.stdout.count("→ 202") >= 3 and demo.stdout.count("→ 2.0.0 OK") == 2, demo.stdout
+        listed = httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": "Bearer e2e-token"}, timeout=5)
+        channels = {t["channel"] for t in listed.json()["tickets"]}
+        assert {"api", "web", "email"} <= channels
     except AssertionError as exc:
         log.seek(0)
         raise AssertionError(f"{exc}\n--- make run output ---\n{log.read()[-5000:]}") from exc

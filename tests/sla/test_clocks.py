@@ -131,3 +131,23 @@ async def test_normal_policy_counts_japanese_business_hours(client, auth, clock)
     # 1h on Friday (17:00-18:00), Monday 23 Nov is Labour Thanksgiving Day, so 3h more on Tuesday.
     assert datetime.fromisoformat(first["due_at"]) == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # Tue 12:00 JST
 
+
+
+async def test_alerts_queued_for_slack_once_per_target_and_kind(fast_client, fast_config, pool, clock):
+    from dataclasses import replace
+
+    with_slack = replace(fast_config, settings=replace(fast_config.settings, slack_bot_token="xoxb-test"))
+    ref = await new_ticket(fast_client)
+    clock.advance(timedelta(minutes=11))  # past first-response and resolution, warnings included
+    fired = await run_monitors(pool, with_slack, clock(), instances=3)
+    assert len(fired) == 4
+    assert await run_monitors(pool, with_slack, clock(), instances=3) == []
+    async with pool.acquire() as conn:
+        alerts = await conn.fetch("SELECT channel, payload FROM outbox WHERE kind = 'sla_alert' ORDER BY id")
+        events = await conn.fetch("SELECT kind FROM events WHERE kind LIKE 'sla.%'")
+    assert {a["channel"] for a in alerts} == {"slack"}
+    assert sorted((a["payload"]["target"], a["payload"]["kind"]) for a in alerts) == [
+        ("first_response", "breach"), ("first_response", "warning"), ("resolution", "breach"),
+        ("resolution", "warning")]
+    assert all(a["payload"]["ticket_ref"] == ref for a in alerts)
+    assert len(events) == 4
