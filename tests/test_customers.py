@@ -1,0 +1,55 @@
+"""Customer profiles and merges: two records of one person become one thread, keeping every message."""
+
+from __future__ import annotations
+
+
+async def send(client, auth, text, **sender):
+    response = await client.post("/api/v1/messages", headers=auth,
+                                  json={"channel": sender.pop("channel", "api"), "sender": sender, "text": text})
+    assert response.status_code == 202, response.text
+    return response.json()["ticket_ref"]
+
+
+async def customer_of(client, auth, ref):
+    return (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["customer"]["id"]
+
+
+async def test_agent_merge_makes_one_thread_and_frees_the_closed_tickets_slot(client, auth, pool):
+    first = await send(client, auth, "Refund for my invoice please", email="kim@example.com")
+    second = await send(client, auth, "I also got an error at login", channel="line", id="U123", name="Kim")
+    keep, other = await customer_of(client, auth, first), await customer_of(client, auth, second)
+    assert keep != other
+    loads_before = {a["email"]: a["load"] for a in (await client.get("/api/v1/agents", headers=auth)).json()["agents"]}
+
+    merged = await client.post(f"/api/v1/customers/{keep}/merge", json={"other": other}, headers=auth)
+    assert merged.status_code == 200
+    profile = merged.json()
+    assert {(i["kind"], i["value"]) for i in profile["identities"]} == {("email", "kim@example.com"), ("line", "U123")}
+
+    thread = (await client.get(f"/api/v1/tickets/{first}", headers=auth)).json()
+    assert sorted(m["text"] for m in thread["messages"] if m["direction"] == "in") == [
+        "I also got an error at login", "Refund for my invoice please"]
+    closed = (await client.get(f"/api/v1/tickets/{second}", headers=auth)).json()
+    assert closed["status"] == "closed"
+    assert closed["routing_log"][-1] == {**closed["routing_log"][-1], "action": "merged",
+                                         "reason": f"merged into {first}"}
+    loads_after = {a["email"]: a["load"] for a in (await client.get("/api/v1/agents", headers=auth)).json()["agents"]}
+    assert sum(loads_after.values()) == sum(loads_before.values()) - 1
+
+    # The merged-away record answers with the surviving profile; new messages on either identity join the thread.
+    assert (await client.get(f"/api/v1/customers/{other}", headers=auth)).json()["id"] == keep
+    assert await send(client, auth, "any news?", channel="line", id="U123") == first
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM customers WHERE merged_into IS NULL") == 1
+
+
+async def test_merge_errors_are_json_problems(client, auth):
+    ref = await send(client, auth, "hello", email="one@example.com")
+    customer = await customer_of(client, auth, ref)
+    cases = [({"other": customer}, 422), ({"other": "x"}, 422), ({"other": 999999}, 404), ({}, 422)]
+    for body, status in cases:
+        response = await client.post(f"/api/v1/customers/{customer}/merge", json=body, headers=auth)
+        assert response.status_code == status, (body, response.text)
+        assert set(response.json()) == {"error", "detail"}
+    assert (await client.get("/api/v1/customers/999999", headers=auth)).status_code == 404
+    assert (await client.post(f"/api/v1/customers/{customer}/merge", json={"other": 1})).status_code == 401
