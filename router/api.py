@@ -189,13 +189,13 @@ async def add_note(request: Request) -> Response:
     now = svc.clock()
     async with svc.require_pool().acquire() as conn, conn.transaction():
         ticket = await _ticket_or_404(conn, request.path_params["ref"], lock=True)
-        message_id = await tickets.insert_message(
+        inserted = await tickets.insert_message(
             conn, ticket_id=ticket["id"], customer_id=None, channel="note", direction="note",
             external_id=f"note:{uuid.uuid4().hex}",
             body_text=text.strip(), now=now, author_agent_id=agent.id, sender_name=agent.email,
             events=[("note.added", {})])
         await conn.execute("UPDATE tickets SET updated_at = $2 WHERE id = $1", ticket["id"], now)
-    return JSONResponse({"message_id": message_id}, status_code=201)
+    return JSONResponse({"message_id": inserted.message_id}, status_code=201)
 
 
 async def post_reply(request: Request) -> Response:

@@ -89,25 +89,28 @@ class Pipeline:
                 skill=found.skill, language=found.language, team=found.team or self.default_team,
                 sla_policy=policy.name if policy else None, previous_ticket_id=choice.previous_ticket_id, now=now)
             happened.append(("ticket.created", {"ref": tickets.ref(ticket["number"]), "channel": message.channel}))
-        elif automated:
+        else:
             # Auto-replies and bounces are kept on the thread but never count as the customer writing.
             ticket = choice.ticket
-        else:
-            ticket = await tickets.record_customer_message(
-                conn, choice.ticket["id"], reopen=choice.action == "reopen",
-                priority=higher_priority(choice.ticket["priority"], found.priority), now=now)
-            if choice.action == "reopen":
+        wrote = None
+        if choice.action != "new" and not automated:
+            wrote = tickets.CustomerWrote(reopen=choice.action == "reopen",
+                                          priority=higher_priority(choice.ticket["priority"], found.priority))
+            if wrote.reopen:
                 happened.append(("ticket.reopened", {"ref": tickets.ref(ticket["number"])}))
         happened.append(("message.received", {"channel": message.channel, "auto": automated}))
 
-        message_id = await tickets.insert_message(
+        inserted = await tickets.insert_message(
             conn, ticket_id=ticket["id"], customer_id=customer.id, channel=message.channel, direction="in",
             external_id=external_id, body_text=message.text, now=message.received_at or now,
             sender_identity_id=customer.sender_identity_id, sender_name=message.sender_name,
             subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
-            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata, events=happened)
-        if message_id is None:
+            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata, events=happened,
+            customer_wrote=wrote)
+        if inserted.message_id is None:
             raise _Redelivery
+        message_id = inserted.message_id
+        ticket = inserted.ticket or ticket
         if message.attachments:
             await attachments.store(conn, self.config.settings.data_dir, message_id, message.attachments)
         if not automated:

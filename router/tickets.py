@@ -103,15 +103,19 @@ async def create(conn: asyncpg.Connection, *, customer_id: int, channel: str, su
         previous_ticket_id, now)
 
 
-async def record_customer_message(conn: asyncpg.Connection, ticket_id: int, *, reopen: bool,
-                                  priority: str, now: datetime) -> asyncpg.Record:
-    """The customer wrote again: the ticket is open (a pending or solved ticket comes back)."""
-    return await conn.fetchrow(
-        "UPDATE tickets SET last_customer_message_at = $2, updated_at = $2, priority = $3,"
-        " status = CASE WHEN status = 'pending' OR $4 THEN 'open' ELSE status END,"
-        " solved_at = CASE WHEN $4 THEN NULL ELSE solved_at END"
-        f" WHERE id = $1 RETURNING {TICKET_COLUMNS}",
-        ticket_id, now, priority, reopen)
+@dataclass(frozen=True)
+class CustomerWrote:
+    """The ticket change that goes with a customer message on an existing ticket: it is open again
+    (a pending ticket, or a solved one when `reopen`), with `priority`."""
+
+    reopen: bool
+    priority: str
+
+
+@dataclass(frozen=True)
+class Inserted:
+    message_id: int | None  # None: the channel already had this external id (a redelivery)
+    ticket: asyncpg.Record | None  # the updated ticket, with `customer_wrote`
 
 
 async def insert_message(conn: asyncpg.Connection, *, ticket_id: int, customer_id: int | None, channel: str,
@@ -121,23 +125,28 @@ async def insert_message(conn: asyncpg.Connection, *, ticket_id: int, customer_i
                          body_html: str | None = None, quoted_text: str | None = None,
                          raw_ref: str | None = None, auto_kind: str | None = None,
                          metadata: dict[str, Any] | None = None,
-                         events: Sequence[tuple[str, dict[str, Any]]] = ()) -> int | None:
-    """Insert a message and the events that go with it, in one statement (each event payload gets
-    the new `message_id`). Returns None when the channel already has a message with this external
-    id: a redelivery."""
-    return await conn.fetchval(
-        "WITH m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
-        " sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
-        " auto_kind, metadata, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        " ON CONFLICT (channel, external_id) DO NOTHING RETURNING id),"
+                         events: Sequence[tuple[str, dict[str, Any]]] = (),
+                         customer_wrote: CustomerWrote | None = None) -> Inserted:
+    """Insert a message, the events that go with it (each payload gets the new `message_id`) and,
+    with `customer_wrote`, the ticket update — in one statement, one round trip."""
+    row = await conn.fetchrow(
+        "WITH t AS (UPDATE tickets SET last_customer_message_at = $16, updated_at = $16, priority = $20,"
+        "  status = CASE WHEN status = 'pending' OR $21 THEN 'open' ELSE status END,"
+        f"  solved_at = CASE WHEN $21 THEN NULL ELSE solved_at END WHERE id = $1 AND $19 RETURNING {TICKET_COLUMNS}),"
+        " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
+        "  sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
+        "  auto_kind, metadata, created_at)"
+        "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "  ON CONFLICT (channel, external_id) DO NOTHING RETURNING id),"
         " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
         "  SELECT $1, x.kind, x.payload || jsonb_build_object('message_id', m.id), $16"
         "  FROM m, unnest($17::text[], $18::jsonb[]) AS x(kind, payload))"
-        " SELECT id FROM m",
+        " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM (SELECT 1) AS one LEFT JOIN t ON true",
         ticket_id, customer_id, channel, direction, external_id, sender_identity_id, author_agent_id,
         sender_name, subject, body_text, body_html, quoted_text, raw_ref, auto_kind, metadata or {}, now,
-        [kind for kind, _ in events], [payload for _, payload in events])
+        [kind for kind, _ in events], [payload for _, payload in events], customer_wrote is not None,
+        customer_wrote.priority if customer_wrote else None, bool(customer_wrote and customer_wrote.reopen))
+    return Inserted(row["inserted_message_id"], row if customer_wrote is not None else None)
 
 
 async def find_message(conn: asyncpg.Connection, channel: str, external_id: str) -> asyncpg.Record | None:
