@@ -26,6 +26,7 @@ class Customer:
     language: str | None
     timezone: str | None
     sender_identity_id: int | None = None
+    is_new: bool = False  # created by this message: no tickets to thread into yet
 
 
 async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
@@ -72,13 +73,11 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
     )
     known = await _lock_known(conn, unique)
     owners = sorted({row["id"] for row in known.values()})
-    if owners:
-        customer_id = owners[0]
-        for other in owners[1:]:
-            await merge(conn, customer_id, other, now, reason="a message proved both identities")
-    else:
-        customer_id = await conn.fetchval(
-            "INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id", name, now)
+    if not owners:
+        return await _create(conn, unique, name, now)
+    customer_id = owners[0]
+    for other in owners[1:]:
+        await merge(conn, customer_id, other, now, reason="a message proved both identities")
     missing = [i for i in unique if i not in known]
     identity_ids = {identity: row["identity_id"] for identity, row in known.items()}
     if missing:
@@ -95,6 +94,20 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
         customer_id, name,
     )
     return Customer(**dict(row), sender_identity_id=identity_ids[unique[0]])
+
+
+async def _create(conn: asyncpg.Connection, identities: list[Identity], name: str | None,
+                  now: datetime) -> Customer:
+    """A first-time sender: the customer and their identities in one statement."""
+    rows = await conn.fetch(
+        "WITH c AS (INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id, tier)"
+        " INSERT INTO customer_identities (customer_id, kind, value, created_at)"
+        " SELECT c.id, x.kind, x.value, $2 FROM c, unnest($3::text[], $4::text[]) AS x(kind, value)"
+        " RETURNING customer_id, id, kind, value",
+        name, now, [i.kind for i in identities], [i.value for i in identities])
+    sender = next(row for row in rows if Identity(row["kind"], row["value"]) == identities[0])
+    return Customer(id=sender["customer_id"], name=name, tier="standard", language=None, timezone=None,
+                    sender_identity_id=sender["id"], is_new=True)
 
 
 async def merge(conn: asyncpg.Connection, survivor_id: int, other_id: int, now: datetime, *,

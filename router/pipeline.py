@@ -71,7 +71,7 @@ class Pipeline:
         customer = await customers.resolve(conn, message.identities, message.sender_name, now)
         choice = await tickets.choose_thread(
             conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
-            now=now, reopen_window=self.config.service.reopen_window)
+            now=now, reopen_window=self.config.service.reopen_window, new_customer=customer.is_new)
         found = classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words,
                          customer.tier)
         automated = message.auto_kind is not None

@@ -69,13 +69,14 @@ async def _hinted_ticket(conn: asyncpg.Connection, customer_id: int, thread_refs
 
 
 async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_refs: tuple[str, ...],
-                        number_hint: int | None, now: datetime, reopen_window: timedelta) -> ThreadChoice:
+                        number_hint: int | None, now: datetime, reopen_window: timedelta,
+                        new_customer: bool = False) -> ThreadChoice:
     """SPEC §2.5: the named ticket, else the customer's open ticket (any channel), else reopen a
     ticket solved within the reopen window, else a new ticket linked to the last one."""
     ticket = None
     if thread_refs or number_hint is not None:
         ticket = await _hinted_ticket(conn, customer_id, thread_refs, number_hint)
-    if ticket is None:
+    if ticket is None and not new_customer:
         # The customer's active ticket if any, else their latest: one query for both cases.
         ticket = await conn.fetchrow(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1"
