@@ -143,7 +143,10 @@ async def drain_queue(pool: asyncpg.Pool, now: datetime) -> int:
         queue = order_queue([QueuedTicket(row["id"], row["priority"], row["created_at"], await needs_of(conn, row))
                              for row in rows])
         assigned = 0
-        for ticket_id, decision in plan_assignments(queue, agents):
+        # Applied in agent order (the plan itself keeps queue order): agent rows are then always
+        # locked in the same order, so two drains cannot deadlock.
+        plan = sorted(plan_assignments(queue, agents), key=lambda step: step[1].agent_id)
+        for ticket_id, decision in plan:
             queued = replace(decision, reason=f"from queue: {decision.reason}")
             assigned += await _take_and_assign(conn, ticket_id, queued, now)
         return assigned
@@ -154,6 +157,9 @@ async def transfer(conn: asyncpg.Connection, ticket: asyncpg.Record, agent_id: i
     """A person moves a ticket to another agent (or back to the queue with `agent_id=None`). The
     history stays on the ticket; the new agent takes it even above capacity: a human decided."""
     active = ticket["status"] in ("open", "pending")
+    involved = sorted({a for a in (ticket["assignee_id"], agent_id) if a is not None})
+    # Both agents' rows, in id order, before changing either: crossing transfers cannot deadlock.
+    await conn.execute("SELECT 1 FROM agents WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", involved)
     if ticket["assignee_id"] is not None and active:
         await store.release_load(conn, ticket["assignee_id"])
     if agent_id is not None and active:

@@ -33,6 +33,12 @@ class AgentIdentity:
 
     @property
     def is_admin(self) -> bool:
+        """Configures agents: skills, languages, capacity (SPEC §1, admins)."""
+        return self.role == "admin"
+
+    @property
+    def is_lead(self) -> bool:
+        """Steers the team: reassigns any ticket, sets anyone's status (SPEC §1, team leads)."""
         return self.role in ("admin", "lead")
 
 
@@ -94,7 +100,7 @@ async def check_password(conn: asyncpg.Connection, email: str, password: str) ->
 
 async def find(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
     """An agent by numeric id or email."""
-    if key.isdigit():
+    if key.isascii() and key.isdigit():
         return await conn.fetchrow(f"SELECT {AGENT_COLUMNS} FROM agents a LEFT JOIN teams t ON t.id = a.team_id"
                                    " WHERE a.id = $1", int(key))
     return await conn.fetchrow(f"SELECT {AGENT_COLUMNS} FROM agents a LEFT JOIN teams t ON t.id = a.team_id"

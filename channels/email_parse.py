@@ -7,6 +7,9 @@ here: Japanese charsets with Microsoft extensions (CP50220 ①/㈱, CP932), enco
 middle of a character or put inside quoted strings, raw 8-bit headers, wrong declared charsets,
 truncated base64. Each degradation becomes a human-readable note in `defects`, so an agent can see why a
 message looks odd instead of the message being lost.
+
+It is CPU-bound: about a millisecond for ordinary mail, up to about a second for multi-megabyte hostile
+input (every step is bounded to stay linear), so async callers should run it with `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from html import escape, unescape
 from html.parser import HTMLParser
 from io import BytesIO
 
@@ -40,38 +44,40 @@ MAX_SUBJECT_CHARS = 1000
 MAX_MIME_DEPTH = 32
 MAX_REFERENCES = 100
 MAX_DEFECTS = 50
+MAX_HTML_QUOTE_DEPTH = 8
+MAX_HTML_NESTING = 1000  # real mail stays far below; html5ever slows down quadratically beyond
 MAX_HTML_TO_TEXT_CHARS = 1_000_000  # html.parser runs ~2 MB/s; bound the CPU a hostile message can take
 
 
 @dataclass(frozen=True)
 class ParsedAttachment:
-    filename: str  # decoded, without path separators, never empty
+    filename: str  # decoded (RFC 2231/2047), basename only, never empty ("attachment-1.pdf", "forwarded.eml")
     content_type: str
     content: bytes
-    content_id: str | None  # without <>
+    content_id: str | None  # without <>, for cid: references in `ParsedEmail.html`
     inline: bool
 
 
 @dataclass(frozen=True)
 class ParsedEmail:
-    message_id: str | None
-    in_reply_to: tuple[str, ...]
+    message_id: str | None  # without <>; None if absent or unusable (then dedupe by `fingerprint`)
+    in_reply_to: tuple[str, ...]  # ids without <>
     references: tuple[str, ...]
-    from_address: str | None
-    from_name: str | None
-    to: tuple[str, ...]
+    from_address: str | None  # lower-cased addr-spec; None for a null sender (<>) or no usable address
+    from_name: str | None  # decoded display name
+    to: tuple[str, ...]  # lower-cased addresses
     cc: tuple[str, ...]
     reply_to: str | None
-    subject: str
-    date: datetime | None
-    text: str
-    new_text: str
-    quoted_text: str
-    signature: str
-    html: str | None
+    subject: str  # decoded, whitespace collapsed
+    date: datetime | None  # timezone-aware
+    text: str  # the full plain text (from text/plain, else from the HTML), NFC, \n line endings
+    new_text: str  # the customer's new words: quoted history and signature removed; never empty if text isn't
+    quoted_text: str  # what was removed as quoted history ("" if none)
+    signature: str  # what was removed as signature ("" if none)
+    html: str | None  # sanitised HTML, safe to render; cid: image references kept
     attachments: tuple[ParsedAttachment, ...]
-    auto_kind: str | None  # None | "auto-reply" | "bounce" | "list"
-    defects: tuple[str, ...]
+    auto_kind: str | None  # None | "auto-reply" | "bounce" | "list": never acknowledge these
+    defects: tuple[str, ...]  # human-readable notes on what was malformed or degraded
 
 
 def parse_email(
@@ -112,7 +118,7 @@ def _parse(raw: bytes, max_attachments: int, max_attachment_bytes: int) -> Parse
     if body.skipped:
         defects.append(f"{body.skipped} attachment(s) skipped: more than {max_attachments}")
     text = _normalise_text("\n".join(body.texts))
-    html = "\n".join(body.htmls) if body.htmls else None
+    html = _sanitise_html("\n".join(body.htmls), defects) if body.htmls else None
     if not text and html:
         text = _normalise_text(_html_to_text(html, defects))
     new_text, quoted_text, signature = _split_reply(text)
@@ -133,7 +139,7 @@ def _parse(raw: bytes, max_attachments: int, max_attachment_bytes: int) -> Parse
         new_text=new_text,
         quoted_text=quoted_text,
         signature=signature,
-        html=_sanitise_html(html) if html is not None else None,
+        html=html,
         attachments=tuple(body.attachments),
         auto_kind=_auto_kind(headers, body, from_local, subject),
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
@@ -299,7 +305,7 @@ _ADDR_SPEC = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+")
 def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
     try:
         return getaddresses(values)
-    except (ValueError, IndexError, TypeError):  # stdlib address parser bugs: fall back to a scan
+    except (ValueError, IndexError, TypeError, RecursionError):  # e.g. "((((…": fall back to a scan
         return [("", addr) for addr in _ADDR_SPEC.findall(" ".join(values))]
 
 
@@ -808,6 +814,12 @@ _STYLE_PROPERTIES = frozenset({
     "margin-bottom", "margin-left", "margin-right", "padding", "padding-top", "padding-bottom",
     "padding-left", "padding-right", "border", "border-top", "border-bottom", "border-left", "border-right",
 })
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]{0,30})[^<>]{0,1000}>?")
+_VOID_TAGS = frozenset({
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen",
+    "link", "meta", "param", "source", "track", "wbr",
+})
+_DROPPED_WITH_CONTENT = frozenset({"script", "style", "title", "template"})
 _URL_SCHEMES = frozenset({"http", "https", "mailto", "tel", "cid"})  # cid: inline images in the inbox
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()} | {"*": {"style"}}
 # Only the classes mail clients put on quoted history and signatures, so the inbox can fold them.
@@ -817,10 +829,19 @@ _QUOTE_CLASSES = frozenset({
 })
 
 
-def _sanitise_html(html: str) -> str:
-    """Safe to show in the inbox: no scripts, event handlers, javascript: URLs or unknown CSS."""
+def _sanitise_html(html: str, defects: list[str]) -> str:
+    """Safe to show in the inbox: no scripts, event handlers, javascript: URLs or unknown CSS.
+
+    Also the input of `_html_to_text`: html5ever (inside nh3) copes with stray '<' that make the
+    stdlib html.parser quadratic, and its output is well-formed. html5ever itself slows down with the
+    depth of open elements, so absurdly deep markup (only ever hostile) is shown as plain text.
+    """
+    if _nesting_depth(html) > MAX_HTML_NESTING:
+        defects.append(f"HTML nested deeper than {MAX_HTML_NESTING} elements; shown as plain text")
+        html = "<pre>" + escape(unescape(_TAG.sub(" ", html))) + "</pre>"
     return nh3.clean(
         html,
+        clean_content_tags=set(_DROPPED_WITH_CONTENT),
         attributes=_ATTRIBUTES,
         url_schemes=set(_URL_SCHEMES),
         filter_style_properties=set(_STYLE_PROPERTIES),
@@ -828,28 +849,34 @@ def _sanitise_html(html: str) -> str:
     )
 
 
-_SKIPPED_TAGS = frozenset({"script", "style", "title", "template"})
 _PARAGRAPH_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dl", "pre", "hr"})
-_LINE_TAGS = frozenset({"div", "li", "tr", "dt", "dd", "section", "article", "header", "footer", "address",
-                        "center", "figure", "figcaption", "main", "nav", "aside", "form", "fieldset"})
+_LINE_TAGS = frozenset({"div", "li", "tr", "dt", "dd", "article", "header", "footer", "center", "figure",
+                        "figcaption", "nav", "aside", "caption", "details", "summary"})  # as kept by nh3
+
+
+def _nesting_depth(html: str) -> int:
+    """How deep non-void elements are left open (a cheap linear scan, before any real parsing)."""
+    depth = deepest = 0
+    for match in _TAG.finditer(html):
+        if match.group(2).lower() not in _VOID_TAGS:
+            depth = max(0, depth - 1) if match.group(1) else depth + 1
+            deepest = max(deepest, depth)
+    return deepest
 
 
 class _HtmlText(HTMLParser):
-    """HTML → plain text for classification and quote detection: blocks become lines, blockquotes
-    become '> ' lines (so quoted history in HTML-only mail is recognised), scripts/styles vanish."""
+    """Sanitised HTML → plain text for classification and quote detection: blocks become lines, and
+    blockquotes become '> ' lines, so quoted history in HTML-only mail is recognised."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.lines: list[str] = []
         self.current: list[str] = []
-        self.skip = 0
         self.quote = 0
         self.pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIPPED_TAGS:
-            self.skip += 1
-        elif tag == "br":
+        if tag == "br":
             self._break(force=True)
         elif tag == "blockquote" or tag in _PARAGRAPH_TAGS:
             self._break(blank=True)
@@ -861,9 +888,7 @@ class _HtmlText(HTMLParser):
             self.current.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED_TAGS:
-            self.skip = max(0, self.skip - 1)
-        elif tag == "blockquote" or tag in _PARAGRAPH_TAGS:
+        if tag == "blockquote" or tag in _PARAGRAPH_TAGS:
             self._break(blank=True)
             self.quote = max(0, self.quote - (1 if tag == "blockquote" else 0))
             self.pre = max(0, self.pre - (1 if tag == "pre" else 0))
@@ -871,8 +896,6 @@ class _HtmlText(HTMLParser):
             self._break()
 
     def handle_data(self, data: str) -> None:
-        if self.skip:
-            return
         if not self.pre:
             self.current.append(re.sub(r"[ \t\r\n\f\xa0]+", " ", data))
             return
@@ -885,7 +908,7 @@ class _HtmlText(HTMLParser):
     def _break(self, force: bool = False, blank: bool = False) -> None:
         line = "".join(self.current) if self.pre else "".join(self.current).strip()
         self.current = []
-        prefix = _quote_prefix(self.quote)
+        prefix = _quote_prefix(min(self.quote, MAX_HTML_QUOTE_DEPTH))  # deep nesting must not blow up text
         if line or force:
             self.lines.append(prefix + line if line else prefix.rstrip())
         if blank:
@@ -901,12 +924,8 @@ def _html_to_text(html: str, defects: list[str]) -> str:
         defects.append(f"HTML body over {MAX_HTML_TO_TEXT_CHARS} characters; only its start became text")
         html = html[:MAX_HTML_TO_TEXT_CHARS]
     parser = _HtmlText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError, IndexError) as exc:  # html.parser on hostile markup
-        defects.append(f"HTML could not be fully parsed ({type(exc).__name__}); tags stripped instead")
-        return re.sub(r"<[^>]{0,2000}>", " ", html)
+    parser.feed(html)
+    parser.close()
     return parser.text()
 
 

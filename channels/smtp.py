@@ -18,8 +18,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.email_parse import ParsedEmail, fingerprint, parse_email
 from router.config import Config
 from router.errors import DATABASE_DOWN_ERRORS, RouterError
-from router.inbound import Identity, InboundAttachment, InboundMessage, email_identity
-from router.pipeline import IngestResult, storable
+from router.inbound import Identity, InboundAttachment, InboundMessage, email_identity, storable
+from router.pipeline import MAX_TEXT_CHARS, IngestResult
 from router.tickets import REF_PATTERN
 
 log = logging.getLogger(__name__)
@@ -49,22 +49,27 @@ def to_inbound(parsed: ParsedEmail, raw: bytes, raw_ref: str, envelope_from: str
     sender = (email_identity(clean(parsed.from_address) or "") or email_identity(clean(envelope_from) or "")
               or Identity("email", "mailer-daemon@unknown.invalid"))
     refs = (*parsed.in_reply_to, *reversed(parsed.references))
+    text = clean(parsed.new_text or parsed.text) or "(no text)"
+    if len(text) > MAX_TEXT_CHARS:  # e.g. a pasted log: keep the start; the raw mail keeps all of it
+        text = text[:MAX_TEXT_CHARS - 100] + "\n\n[… truncated: the full text is in the original message]"
+    # A null envelope sender (MAIL FROM:<>) is a bounce or DSN whatever its headers say (RFC 5321 §4.5.5).
+    auto_kind = parsed.auto_kind or ("bounce" if not envelope_from or envelope_from == "<>" else None)
     return InboundMessage(
         channel="email",
         identities=(sender,),
-        text=clean(parsed.new_text or parsed.text) or "(no text)",
+        text=text,
         external_id=clean(parsed.message_id) or f"sha256:{fingerprint(raw)}",
         sender_name=clean(parsed.from_name),
         subject=clean(parsed.subject),
         html=clean(parsed.html),
         quoted_text=clean(parsed.quoted_text),
-        auto_kind=parsed.auto_kind,
+        auto_kind=auto_kind,
         thread_refs=tuple(dict.fromkeys(storable(r) for r in refs)),
         ticket_number_hint=ticket_hint(parsed, recipients),
         raw_ref=raw_ref,
         attachments=tuple(InboundAttachment(storable(a.filename), storable(a.content_type), a.content,
                                             clean(a.content_id), a.inline) for a in parsed.attachments),
-        metadata={"full_text": storable(parsed.text)} if parsed.new_text != parsed.text else {},
+        metadata={"full_text": storable(parsed.text)[:MAX_TEXT_CHARS]} if parsed.new_text != parsed.text else {},
     )
 
 

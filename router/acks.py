@@ -94,6 +94,7 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
     queued = await queue_outbound(
         conn, key=f"ack:{ticket['id']}", kind="ack", channel=channel, ticket_id=ticket["id"],
         customer_id=customer_id, to=sender.value, subject=subject, text=text, now=now,
-        mail_domain=config.service.support_address.partition("@")[2], extra=extra,
+        mail_domain=config.service.support_address.partition("@")[2],
+        secret=config.settings.secret_key, extra=extra,
         unless_sent_since=now - config.service.ack_rate_limit)
     return queued is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,9 @@ from agents.store import AgentIdentity
 from router import customers, events, replies, tickets
 from router.config import PRIORITIES
 from router.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from router.http import read_json_object
+from router.http import db_id, read_json_object, text_value
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("open", "pending", "solved", "closed")
 MAX_PAGE = 200
@@ -51,6 +54,15 @@ async def authenticate(request: Request) -> AgentIdentity:
     raise Unauthorized("sign in, or send `Authorization: Bearer <agent token>`")
 
 
+async def _drain_after_commit(svc: Any, now: datetime) -> None:
+    """Give waiting tickets to agents who just got a free slot. The caller's change is committed
+    already, so a failure here is logged, not answered as an error: the queue sweep retries."""
+    try:
+        await assignment.drain_queue(svc.require_pool(), now)
+    except Exception:
+        log.exception("queue drain after an agent API change failed; the periodic sweep will retry")
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -63,8 +75,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, ticket_id = raw.partition("|")
-        return datetime.fromisoformat(stamp), int(ticket_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return datetime.fromisoformat(stamp), db_id(ticket_id, "cursor")
+    except (ValueError, UnicodeDecodeError, InvalidInput) as exc:
         raise InvalidInput("`cursor` is not a cursor this API returned") from exc
 
 
@@ -90,6 +102,8 @@ def ticket_summary(row: Any) -> dict[str, Any]:
 async def list_tickets(request: Request) -> Response:
     await authenticate(request)
     query = request.query_params
+    for key, value in query.items():
+        text_value(value, key, limit=500)
     conditions: list[str] = []
     args: list[Any] = []
 
@@ -107,13 +121,15 @@ async def list_tickets(request: Request) -> Response:
     if assignee == "none":
         conditions.append("t.assignee_id IS NULL")
     elif assignee:
-        column = "a.id" if assignee.isdigit() else "a.email"
-        conditions.append(f"{column} = {arg(int(assignee) if assignee.isdigit() else assignee.lower())}")
+        if assignee.isascii() and assignee.isdigit():
+            conditions.append(f"a.id = {arg(db_id(assignee, 'assignee'))}")
+        else:
+            conditions.append(f"a.email = {arg(assignee.lower())}")
     team = query.get("team")
     if team:
         conditions.append(f"tm.name = {arg(team)}")
     limit_text = query.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_PAGE:
         raise InvalidInput(f"`limit` must be a number from 1 to {MAX_PAGE}")
     limit = int(limit_text)
     cursor = query.get("cursor")
@@ -173,7 +189,7 @@ async def patch_ticket(request: Request) -> Response:
         ticket = await _ticket_or_404(conn, request.path_params["ref"], lock=True)
         await tickets.update(conn, svc.config, ticket, status=status, priority=priority, now=now, actor_id=agent.id)
     if status in ("solved", "closed"):
-        await assignment.drain_queue(svc.require_pool(), now)  # the assignee has a free slot now
+        await _drain_after_commit(svc, now)  # the assignee has a free slot now
     async with svc.require_pool().acquire() as conn:
         detail = await tickets.detail(conn, await _ticket_or_404(conn, request.path_params["ref"]))
     return JSONResponse(detail)
@@ -182,9 +198,7 @@ async def patch_ticket(request: Request) -> Response:
 async def add_note(request: Request) -> Response:
     agent = await authenticate(request)
     body = await read_json_object(request)
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("`text` is required")
+    text = text_value(body.get("text"), "text", limit=50_000, required=True)
     svc = _services(request)
     now = svc.clock()
     async with svc.require_pool().acquire() as conn, conn.transaction():
@@ -202,12 +216,9 @@ async def post_reply(request: Request) -> Response:
     """Reply to the customer; it goes out on their latest channel unless `channel` is given."""
     agent = await authenticate(request)
     body = await read_json_object(request)
-    text, channel = body.get("text"), body.get("channel")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("`text` is required")
-    if channel is not None and not isinstance(channel, str):
-        raise InvalidInput("`channel` must be a channel name")
-    key = request.headers.get("idempotency-key")
+    text = text_value(body.get("text"), "text", limit=50_000, required=True)
+    channel = text_value(body.get("channel"), "channel", limit=32)
+    key = text_value(request.headers.get("idempotency-key"), "Idempotency-Key", limit=200)
     svc = _services(request)
     now = svc.clock()
     async with svc.require_pool().acquire() as conn, conn.transaction():
@@ -219,7 +230,7 @@ async def post_reply(request: Request) -> Response:
 
 async def get_customer(request: Request) -> Response:
     await authenticate(request)
-    customer_id = request.path_params["id"]
+    customer_id = db_id(request.path_params["id"], "id")
     async with _services(request).require_pool().acquire() as conn:
         found = await customers.profile(conn, customer_id)
     if found is None:
@@ -230,23 +241,11 @@ async def get_customer(request: Request) -> Response:
 async def merge_customers(request: Request) -> Response:
     agent = await authenticate(request)
     body = await read_json_object(request)
-    other = body.get("other")
-    if not isinstance(other, int) or isinstance(other, bool):
-        raise InvalidInput("`other` must be the numeric id of the customer to merge into this one")
-    survivor = request.path_params["id"]
-    if other == survivor:
-        raise InvalidInput("a customer cannot be merged with itself")
+    other = db_id(body.get("other"), "other")
+    survivor = db_id(request.path_params["id"], "id")
     svc = _services(request)
     async with svc.require_pool().acquire() as conn, conn.transaction():
-        rows = await conn.fetch("SELECT id, merged_into FROM customers WHERE id = ANY($1::bigint[])",
-                                [survivor, other])
-        found = {r["id"]: r for r in rows}
-        for wanted in (survivor, other):
-            if wanted not in found:
-                raise NotFound(f"no customer {wanted}")
-            if found[wanted]["merged_into"] is not None:
-                raise InvalidInput(f"customer {wanted} was already merged into {found[wanted]['merged_into']}")
-        await customers.merge(conn, survivor, other, svc.clock(), reason=f"merged by {agent.email}",
+        await customers.merge(conn, svc.config, survivor, other, svc.clock(), reason=f"merged by {agent.email}",
                               actor_id=agent.id)
         result = await customers.profile(conn, survivor)
     return JSONResponse(result)
@@ -265,27 +264,26 @@ async def assign_ticket(request: Request) -> Response:
     body = await read_json_object(request)
     if "agent" not in body:
         raise InvalidInput("`agent` (id or email, or null for the queue) is required")
-    target, reason = body["agent"], body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise InvalidInput("`reason` must be a short text")
+    target, reason = body["agent"], text_value(body.get("reason"), "reason", limit=500)
     svc = _services(request)
     now = svc.clock()
     async with svc.require_pool().acquire() as conn, conn.transaction():
         ticket = await _ticket_or_404(conn, request.path_params["ref"], lock=True)
+        if not actor.is_lead and ticket["assignee_id"] not in (None, actor.id):
+            raise Forbidden("agents may transfer their own or unassigned tickets; ask a lead for the others")
         agent_id = None
         if target is not None:
-            if not isinstance(target, str | int) or isinstance(target, bool):
-                raise InvalidInput("`agent` must be an agent id or email")
-            row = await agent_store.find(conn, str(target))
+            key = str(db_id(target, "agent")) if isinstance(target, int) else text_value(target, "agent", limit=320)
+            row = await agent_store.find(conn, key)
             if row is None:
                 raise InvalidInput(f"no agent {target!r}")
-            if row["role"] == "lead" and not actor.is_admin:
+            if row["role"] == "lead" and not actor.is_lead:
                 raise Forbidden("only leads and admins can hand a ticket to a lead")
             agent_id = row["id"]
         default = f"transferred by {actor.email}" if agent_id else f"returned to the queue by {actor.email}"
         await assignment.transfer(conn, ticket, agent_id, reason.strip() if reason else default, now, actor.id)
     if agent_id is None:
-        await assignment.drain_queue(svc.require_pool(), now)
+        await _drain_after_commit(svc, now)
     async with svc.require_pool().acquire() as conn:
         detail = await tickets.detail(conn, await _ticket_or_404(conn, request.path_params["ref"]))
     return JSONResponse(detail)
@@ -294,8 +292,15 @@ async def assign_ticket(request: Request) -> Response:
 AGENT_STATUSES = ("online", "away", "offline")
 
 
+def _agent_key(value: str) -> str:
+    """An agent path segment: a numeric id (in range) or an email address."""
+    if value.isascii() and value.isdigit():
+        return str(db_id(value, "id"))
+    return text_value(value, "id", limit=320, required=True)
+
+
 async def patch_agent(request: Request) -> Response:
-    """Agents set their own status; leads/admins set anyone's and edit skills, languages, capacity."""
+    """Agents set their own status, leads anyone's; admins also edit skills, languages, capacity."""
     actor = await authenticate(request)
     body = await read_json_object(request)
     svc = _services(request)
@@ -304,28 +309,32 @@ async def patch_agent(request: Request) -> Response:
     if not body or not set(body) <= editable:
         raise InvalidInput(f"send some of: {', '.join(sorted(editable))}")
     if set(body) - {"status"} and not actor.is_admin:
-        raise Forbidden("only leads and admins can change skills, languages or capacity")
+        raise Forbidden("only admins can change skills, languages or capacity")
     status = body.get("status")
     if status is not None and status not in AGENT_STATUSES:
         raise InvalidInput(f"`status` must be one of {', '.join(AGENT_STATUSES)}")
     for key in ("skills", "languages"):
-        if key in body and (not isinstance(body[key], list) or not all(isinstance(v, str) for v in body[key])):
-            raise InvalidInput(f"`{key}` must be a list of strings")
+        if key in body:
+            if not isinstance(body[key], list) or len(body[key]) > 100:
+                raise InvalidInput(f"`{key}` must be a list of strings")
+            for value in body[key]:
+                text_value(value, key, limit=100, required=True)
     for key in ("capacity", "chat_capacity"):
         value = body.get(key)
         if key in body and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000):
             raise InvalidInput(f"`{key}` must be a whole number from 0 to 1000")
     async with svc.require_pool().acquire() as conn, conn.transaction():
-        row = await agent_store.find(conn, request.path_params["id"])
+        row = await agent_store.find(conn, _agent_key(request.path_params["id"]))
         if row is None:
             raise NotFound(f"no agent {request.path_params['id']!r}")
-        if not actor.is_admin and actor.id != row["id"]:
+        if not actor.is_lead and actor.id != row["id"]:
             raise Forbidden("agents may change only their own status")
-        await agent_store.update(conn, row["id"], {k: body[k] for k in editable if k in body})
         if status == "offline" and svc.config.service.release_on_offline:
+            # Tickets first, then the agent row: the lock order every other change uses.
             await assignment.release_unstarted(conn, row["id"], now)
+        await agent_store.update(conn, row["id"], {k: body[k] for k in editable if k in body})
         await events.record(conn, None, "agent.updated", {"agent_id": row["id"], **body}, now)
-    await assignment.drain_queue(svc.require_pool(), now)
+    await _drain_after_commit(svc, now)
     async with svc.require_pool().acquire() as conn:
         row = await agent_store.find(conn, str(row["id"]))
     return JSONResponse(agent_store.agent_json(row))

@@ -20,7 +20,7 @@ from agents import store as agent_store
 from router import api, db, intake
 from router.clock import Clock, system_clock
 from router.config import Config
-from router.errors import DATABASE_DOWN_ERRORS, RouterError, ServiceUnavailable
+from router.errors import BAD_VALUE_ERRORS, DATABASE_DOWN_ERRORS, InvalidInput, RouterError, ServiceUnavailable
 from router.http import RateLimiter, error_response, problem
 from router.metrics import Metrics
 from router.pipeline import Pipeline
@@ -78,6 +78,11 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return error_response(ServiceUnavailable("the database is unavailable; retry later"))
 
 
+async def _bad_value(request: Request, exc: Exception) -> Response:
+    log.info("refused a value the database cannot store in %s %s: %r", request.method, request.url.path, exc)
+    return error_response(InvalidInput("a value is out of range or contains characters that cannot be stored"))
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     detail = getattr(exc, "detail", "not found")
@@ -126,6 +131,8 @@ def create_app(config: Config, *, dsn: str | None = None, pool: asyncpg.Pool | N
     }
     for error in DATABASE_DOWN_ERRORS:
         exception_handlers[error] = _database_down
+    for error in BAD_VALUE_ERRORS:
+        exception_handlers[error] = _bad_value
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

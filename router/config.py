@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ DEFAULT_URGENT_WORDS = (
     "urgent", "asap", "emergency", "immediately", "critical",
     "至急", "緊急", "大至急", "急ぎ",
 )
+
+TEMPLATE_FIELDS = {
+    "ack": frozenset({"ref", "due"}),
+    "ack_no_due": frozenset({"ref"}),
+    "ack_subject": frozenset({"ref"}),
+    "survey": frozenset({"ref", "link"}),
+}
+"""Templates admins may edit (`[templates.NAME]`, one text per language) and their placeholders."""
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_FULL = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
@@ -550,8 +559,27 @@ class _Parser:
             return {}
         templates: dict[str, dict[str, str]] = {}
         for name, per_language in table.items():
+            if name not in TEMPLATE_FIELDS:
+                self.problem("templates", None, name, f"unknown template (known: {', '.join(sorted(TEMPLATE_FIELDS))})")
+                continue
             if not isinstance(per_language, dict) or not all(isinstance(v, str) for v in per_language.values()):
                 self.problem("templates", None, name, "must map a language to a text, e.g. { en = \"...\" }")
                 continue
+            for language, text in per_language.items():
+                problem = _template_problem(text, TEMPLATE_FIELDS[name])
+                if problem:
+                    self.problem(f"templates.{name}", None, language, problem)
             templates[name] = dict(per_language)
         return templates
+
+
+def _template_problem(text: str, allowed: frozenset[str]) -> str | None:
+    """Checked at load time, so a typo cannot break every acknowledgement at run time."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+    except ValueError as exc:
+        return f"bad placeholder syntax: {exc} (write {{{{ and }}}} for literal braces)"
+    unknown = sorted(fields - allowed)
+    if unknown:
+        return f"unknown placeholder {{{unknown[0]}}} (allowed: {', '.join('{' + f + '}' for f in sorted(allowed))})"
+    return None

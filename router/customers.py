@@ -15,6 +15,8 @@ from typing import Any
 import asyncpg
 
 from router import events, tickets
+from router.config import Config
+from router.errors import Conflict, InvalidInput, NotFound
 from router.inbound import Identity
 
 
@@ -29,7 +31,7 @@ class Customer:
     is_new: bool = False  # created by this message: no tickets to thread into yet
 
 
-async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
+async def resolve(conn: asyncpg.Connection, config: Config, identities: Sequence[Identity], name: str | None,
                   now: datetime) -> Customer:
     """Find or create the customer behind `identities[0]`, linking every other identity given, and
     lock their row so their messages thread one at a time.
@@ -45,7 +47,7 @@ async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name
             if name and row["name"] is None:
                 await conn.execute("UPDATE customers SET name = $2 WHERE id = $1", row["id"], name)
             return _customer(row, name)
-    return await _resolve_slow(conn, unique, name, now)
+    return await _resolve_slow(conn, config, unique, name, now)
 
 
 async def _lock_known(conn: asyncpg.Connection, identities: list[Identity]) -> dict[Identity, asyncpg.Record]:
@@ -63,7 +65,7 @@ def _customer(row: asyncpg.Record, name: str | None) -> Customer:
                     timezone=row["timezone"], sender_identity_id=row["identity_id"])
 
 
-async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: str | None,
+async def _resolve_slow(conn: asyncpg.Connection, config: Config, unique: list[Identity], name: str | None,
                         now: datetime) -> Customer:
     """New identities (or a merge): lock the identity keys so two first messages from one new sender
     cannot create two customers, then create, link or merge."""
@@ -77,7 +79,7 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
         return await _create(conn, unique, name, now)
     customer_id = owners[0]
     for other in owners[1:]:
-        await merge(conn, customer_id, other, now, reason="a message proved both identities")
+        await merge(conn, config, customer_id, other, now, reason="a message proved both identities")
     missing = [i for i in unique if i not in known]
     identity_ids = {identity: row["identity_id"] for identity, row in known.items()}
     if missing:
@@ -110,26 +112,32 @@ async def _create(conn: asyncpg.Connection, identities: list[Identity], name: st
                     sender_identity_id=sender["id"], is_new=True)
 
 
-async def merge(conn: asyncpg.Connection, survivor_id: int, other_id: int, now: datetime, *,
+async def merge(conn: asyncpg.Connection, config: Config, survivor_id: int, other_id: int, now: datetime, *,
                 reason: str, actor_id: int | None = None) -> int | None:
     """Fold customer `other_id` into `survivor_id`: identities, tickets and every message move over,
     and their open tickets become one thread (the oldest), so nothing is lost and nobody repeats
     themselves. Returns the id of the surviving open thread, if any."""
     if survivor_id == other_id:
-        return None
-    await conn.execute("SELECT 1 FROM customers WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                       [survivor_id, other_id])
+        raise InvalidInput("a customer cannot be merged with itself")
+    rows = await conn.fetch("SELECT id, merged_into FROM customers WHERE id = ANY($1::bigint[]) ORDER BY id"
+                            " FOR UPDATE", [survivor_id, other_id])
+    found = {row["id"]: row for row in rows}
+    for wanted in (survivor_id, other_id):
+        if wanted not in found:
+            raise NotFound(f"no customer {wanted}")
+        if found[wanted]["merged_into"] is not None:  # checked under the lock: a concurrent merge won
+            raise Conflict(f"customer {wanted} was already merged into {found[wanted]['merged_into']}")
     await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
                        survivor_id, other_id)
     await conn.execute("UPDATE tickets SET customer_id = $1 WHERE customer_id = $2", survivor_id, other_id)
     await conn.execute("UPDATE messages SET customer_id = $1 WHERE customer_id = $2", survivor_id, other_id)
     await conn.execute(
-        "UPDATE customers s SET merged_into = NULL,"
-        " tier = CASE WHEN o.tier <> 'standard' THEN o.tier ELSE s.tier END,"
-        " name = COALESCE(s.name, o.name) FROM customers o WHERE s.id = $1 AND o.id = $2",
+        "UPDATE customers s SET tier = CASE WHEN s.tier = 'standard' THEN o.tier ELSE s.tier END,"
+        " name = COALESCE(s.name, o.name), language = COALESCE(s.language, o.language),"
+        " timezone = COALESCE(s.timezone, o.timezone) FROM customers o WHERE s.id = $1 AND o.id = $2",
         survivor_id, other_id)
     await conn.execute("UPDATE customers SET merged_into = $1 WHERE id = $2", survivor_id, other_id)
-    thread_id = await tickets.merge_active_threads(conn, survivor_id, now, actor_id=actor_id)
+    thread_id = await tickets.merge_active_threads(conn, config, survivor_id, now, actor_id=actor_id)
     await events.record(conn, thread_id, "customer.merged",
                         {"survivor": survivor_id, "merged": other_id, "reason": reason}, now)
     return thread_id

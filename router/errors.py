@@ -31,6 +31,11 @@ class PayloadTooLarge(RouterError):
     code = "payload_too_large"
 
 
+class LengthRequired(RouterError):
+    status = 411
+    code = "length_required"
+
+
 class Unauthorized(RouterError):
     status = 401
     code = "unauthorized"
@@ -65,6 +70,8 @@ class ServiceUnavailable(RouterError):
 
 DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
@@ -73,4 +80,14 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     TimeoutError,
 )
-"""Exceptions that mean "the database is not available right now", not "the request is bad"."""
+"""Exceptions that mean "the database cannot do this right now" (down, restarting, or a deadlock /
+serialization conflict it resolved by aborting us): the sender should retry, the request is fine."""
+
+BAD_VALUE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.UntranslatableCharacterError,
+    UnicodeEncodeError,
+)
+"""A value PostgreSQL cannot take (out-of-range number, NUL, invalid Unicode): the request is bad.
+Inputs are validated at the edges; this is the backstop that keeps such a request from a 500."""

@@ -10,7 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from router.errors import MalformedBody, PayloadTooLarge, RateLimited, RouterError, ServiceUnavailable
+from router.errors import InvalidInput, MalformedBody, PayloadTooLarge, RateLimited, RouterError, ServiceUnavailable
+from router.inbound import storable_text
 
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
@@ -29,7 +30,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing early (413) when it is larger than `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise MalformedBody("Content-Length is not a number")
         if int(declared) > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
@@ -52,6 +53,33 @@ async def read_json_object(request: Request, limit: int = DEFAULT_MAX_JSON_BYTES
     if not isinstance(data, dict):
         raise MalformedBody("the body must be a JSON object")
     return data
+
+
+MAX_DB_ID = 2**63 - 1
+
+
+def db_id(value: object, name: str) -> int:
+    """A positive 64-bit id (bigint), or a 422 naming the field."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DB_ID:
+        raise InvalidInput(f"`{name}` must be a positive id")
+    return value
+
+
+def text_value(value: object, name: str, *, limit: int, required: bool = False) -> str | None:
+    """A string PostgreSQL can store (no NUL, valid Unicode), at most `limit` characters."""
+    if value is None or (required and isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"`{name}` is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"`{name}` must be a string")
+    if len(value) > limit:
+        raise InvalidInput(f"`{name}` is longer than {limit} characters")
+    if not storable_text(value):
+        raise InvalidInput(f"`{name}` contains NUL characters or invalid Unicode")
+    return value
 
 
 def client_address(request: Request) -> str:

@@ -12,6 +12,23 @@ IDENTITY_KINDS = ("email", "phone", "chat", "api", "telegram", "line", "messenge
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
+def storable_text(value: str) -> bool:
+    """PostgreSQL text holds valid UTF-8 without NUL: no lone surrogates (e.g. JSON "\\udc9d")."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable(value: str) -> str:
+    """`value` made storable: NULs dropped, lone surrogates replaced. For channels that must keep
+    whatever arrives (email) rather than refuse it."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class Identity:
     """One way to reach a customer: (kind, normalized value)."""

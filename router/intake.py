@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from channels import webform
 from channels.api import parse_integration_message
-from router.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
+from router.errors import InvalidInput, LengthRequired, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
 from router.http import client_address, read_json_object
 from router.inbound import InboundMessage
 from router.pipeline import IngestResult
@@ -61,7 +61,10 @@ async def post_support(request: Request) -> Response:
     wants_json = request.headers.get("content-type", "").startswith("application/json")
     limit = service.max_attachment_bytes * max(service.max_attachments, 1) + 1024 * 1024
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if not (declared.isascii() and declared.isdigit()):
+        # Without a length, the multipart parser would spool file parts to disk unbounded.
+        raise LengthRequired("this form needs a Content-Length header")
+    if int(declared) > limit:
         raise PayloadTooLarge(f"the form is larger than {limit} bytes")
     if wants_json:
         values, uploads = await read_json_object(request), []
@@ -72,7 +75,8 @@ async def post_support(request: Request) -> Response:
             raise MalformedBody(f"the form could not be read: {exc}") from exc
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         uploads = [v for v in form.getlist("attachments") if isinstance(v, UploadFile)]
-    language = values.get("lang") if values.get("lang") in webform.TEXTS else webform.page_language(request)
+    wanted = values.get("lang")
+    language = wanted if isinstance(wanted, str) and wanted in webform.TEXTS else webform.page_language(request)
     try:
         submission = await webform.parse_submission(
             values, uploads, max_attachments=service.max_attachments,

@@ -7,26 +7,29 @@ relay receives (even when re-sent after a crash) and the customer's `In-Reply-To
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 
-def email_message_id(key: str, domain: str) -> str:
-    """A stable Message-ID (without angle brackets) for the outbox item `key`."""
-    return f"{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}"
+def email_message_id(key: str, domain: str, secret: str) -> str:
+    """A stable Message-ID (without angle brackets) for the outbox item `key`: an HMAC, so nobody
+    can compute the id of our mail to a customer and slip a message into their thread."""
+    digest = hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{digest}@{domain}"
 
 
 async def queue_outbound(conn: asyncpg.Connection, *, key: str, kind: str, channel: str, ticket_id: int,
                          customer_id: int | None, to: str, subject: str | None, text: str, now: datetime,
-                         mail_domain: str, author_agent_id: int | None = None,
+                         mail_domain: str, secret: str, author_agent_id: int | None = None,
                          extra: dict[str, Any] | None = None, unless_sent_since: datetime | None = None) -> int | None:
     """Record the outbound message, queue its delivery and its event, in one statement. Returns
     the message id, or None when nothing was queued: an item with this key exists (a retried
     request), or `unless_sent_since` is given and the customer got an item of this kind since then
     (rate limit)."""
-    external_id = email_message_id(key, mail_domain) if channel == "email" else f"outbox:{key}"
+    external_id = email_message_id(key, mail_domain, secret) if channel == "email" else f"outbox:{key}"
     payload = {"to": to, "subject": subject, "text": text, "message_id": external_id, **(extra or {})}
     return await conn.fetchval(
         "WITH o AS (INSERT INTO outbox (idempotency_key, kind, channel, ticket_id, customer_id, payload, created_at,"

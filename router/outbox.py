@@ -28,7 +28,6 @@ import asyncpg
 
 from router import events
 from router.clock import Clock
-from router.errors import DATABASE_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +135,3 @@ class Dispatcher:
         items = await self.lease()
         results = await asyncio.gather(*(self.deliver(item) for item in items))
         return sum(results)
-
-    async def run_forever(self, interval: float = 1.0) -> None:
-        while True:
-            try:
-                delivered = await self.run_once()
-            except DATABASE_DOWN_ERRORS as exc:
-                log.warning("outbox dispatcher: database unavailable (%r); retrying", exc)
-                delivered = 0
-            if not delivered:
-                await asyncio.sleep(interval)

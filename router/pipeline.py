@@ -20,12 +20,13 @@ from router.classify import classify, higher_priority
 from router.clock import Clock, system_clock
 from router.config import Config
 from router.errors import InvalidInput
-from router.inbound import InboundMessage
+from router.inbound import InboundMessage, storable_text
 from sla import clocks
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 200_000
+CONFLICT_RETRIES = 3
 
 
 class _Redelivery(Exception):
@@ -58,8 +59,16 @@ class Pipeline:
         validate(message)
         external_id = message.external_id or f"gen:{uuid.uuid4().hex}"
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                return await self._ingest(conn, message, external_id)
+            for attempt in range(1, CONFLICT_RETRIES + 1):
+                try:
+                    async with pool.acquire() as conn, conn.transaction():
+                        return await self._ingest(conn, message, external_id)
+                except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                    # PostgreSQL aborted us to break a lock cycle; nothing was stored: run again.
+                    if attempt == CONFLICT_RETRIES:
+                        raise
+                    log.info("ingest of %s:%s hit a lock conflict; retrying", message.channel, external_id)
+            raise AssertionError("unreachable")
         except _Redelivery:
             # Everything this attempt did was rolled back; answer with what was stored the first time.
             async with pool.acquire() as conn:
@@ -68,7 +77,7 @@ class Pipeline:
 
     async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str) -> IngestResult:
         now = self.clock()
-        customer = await customers.resolve(conn, message.identities, message.sender_name, now)
+        customer = await customers.resolve(conn, self.config, message.identities, message.sender_name, now)
         choice = await tickets.choose_thread(
             conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
             now=now, reopen_window=self.config.service.reopen_window, new_customer=customer.is_new)
@@ -121,6 +130,8 @@ class Pipeline:
                 await acks.queue_ack(conn, self.config, message=message, ticket=ticket, customer_id=customer.id,
                                      customer_timezone=customer.timezone, due=due, now=now)
             else:
+                if choice.action == "reopen":
+                    await clocks.reopen(conn, self.config, ticket, now)
                 await clocks.customer_wrote(conn, self.config, ticket, was_pending=choice.ticket["status"] == "pending",
                                             now=now)
                 if ticket["priority"] != choice.ticket["priority"]:
@@ -153,23 +164,6 @@ def validate(message: InboundMessage) -> None:
     for value in fields:
         if value and not storable_text(value):
             raise InvalidInput("the message contains NUL characters or invalid Unicode")
-
-
-def storable_text(value: str) -> bool:
-    """PostgreSQL text holds valid UTF-8 without NUL: no lone surrogates (e.g. JSON "\\udc9d")."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def storable(value: str) -> str:
-    """`value` made storable: NULs dropped, lone surrogates replaced. For channels that must keep
-    whatever arrives (email) rather than refuse it."""
-    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _subject_from(text: str) -> str:

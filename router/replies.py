@@ -52,7 +52,8 @@ async def send_reply(conn: asyncpg.Connection, config: Config, ticket: asyncpg.R
     message_id = await queue_outbound(
         conn, key=key, kind="reply", channel=channel, ticket_id=ticket["id"], customer_id=ticket["customer_id"],
         to=address, subject=subject, text=text, now=now, author_agent_id=agent_id, extra=extra,
-        mail_domain=config.service.support_address.partition("@")[2])
+        mail_domain=config.service.support_address.partition("@")[2],
+        secret=config.settings.secret_key)
     if message_id is None:
         return None
     await conn.execute(

@@ -53,12 +53,13 @@ async def _by_id(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | N
 
 async def _hinted_ticket(conn: asyncpg.Connection, customer_id: int, thread_refs: tuple[str, ...],
                          number_hint: int | None) -> asyncpg.Record | None:
-    """A ticket the message names: by the Message-IDs it replies to (hard to guess, so any ticket),
-    or by `T-n` in its subject/address (easy to guess, so only the customer's own tickets)."""
+    """A ticket the message names. By Message-ID: one of our outbound mails (their ids are HMACs,
+    unguessable, so a colleague replying to our mail joins that ticket), or one of this customer's
+    own mails. By `T-n` in the subject or address (guessable): only this customer's tickets."""
     if thread_refs:
         ticket_id = await conn.fetchval(
             "SELECT ticket_id FROM messages WHERE channel = 'email' AND external_id = ANY($1::text[])"
-            " ORDER BY id DESC LIMIT 1", list(thread_refs))
+            " AND (direction = 'out' OR customer_id = $2) ORDER BY id DESC LIMIT 1", list(thread_refs), customer_id)
         if ticket_id is not None:
             return await _by_id(conn, ticket_id)
     if number_hint is not None:
@@ -71,24 +72,29 @@ async def _hinted_ticket(conn: asyncpg.Connection, customer_id: int, thread_refs
 async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_refs: tuple[str, ...],
                         number_hint: int | None, now: datetime, reopen_window: timedelta,
                         new_customer: bool = False) -> ThreadChoice:
-    """SPEC §2.5: the named ticket, else the customer's open ticket (any channel), else reopen a
-    ticket solved within the reopen window, else a new ticket linked to the last one."""
-    ticket = None
+    """SPEC §2.5: the named ticket if it is open, else the customer's open ticket (any channel), else
+    reopen the named or latest solved ticket within the reopen window, else a new ticket linked to
+    the last one. A customer never gets a second open ticket."""
+    hinted = None
     if thread_refs or number_hint is not None:
-        ticket = await _hinted_ticket(conn, customer_id, thread_refs, number_hint)
-    if ticket is None and not new_customer:
-        # The customer's active ticket if any, else their latest: one query for both cases.
-        ticket = await conn.fetchrow(
+        hinted = await _hinted_ticket(conn, customer_id, thread_refs, number_hint)
+        if hinted is not None and hinted["status"] in ACTIVE:
+            return ThreadChoice("join", hinted)
+    own = None
+    if not new_customer:
+        # Active first, then the most recently solved, then the latest (closed) one: one query.
+        own = await conn.fetchrow(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id = $1"
-            " ORDER BY status IN ('open', 'pending') DESC, created_at DESC LIMIT 1 FOR UPDATE", customer_id)
-    if ticket is None:
-        return ThreadChoice("new", None)
-    if ticket["status"] in ACTIVE:
-        return ThreadChoice("join", ticket)
-    solved_at = ticket["solved_at"]
-    if ticket["status"] == "solved" and solved_at is not None and now - solved_at <= reopen_window:
-        return ThreadChoice("reopen", ticket)
-    return ThreadChoice("new", None, previous_ticket_id=ticket["id"])
+            " ORDER BY status IN ('open', 'pending') DESC, status = 'solved' DESC,"
+            " COALESCE(solved_at, created_at) DESC LIMIT 1 FOR UPDATE", customer_id)
+        if own is not None and own["status"] in ACTIVE:
+            return ThreadChoice("join", own)
+    for candidate in (hinted, own):
+        if candidate is not None and candidate["status"] == "solved" and candidate["solved_at"] is not None \
+                and now - candidate["solved_at"] <= reopen_window:
+            return ThreadChoice("reopen", candidate)
+    previous = hinted or own
+    return ThreadChoice("new", None, previous_ticket_id=previous["id"] if previous else None)
 
 
 async def create(conn: asyncpg.Connection, *, customer_id: int, channel: str, subject: str | None,
@@ -156,7 +162,7 @@ async def find_message(conn: asyncpg.Connection, channel: str, external_id: str)
         " WHERE m.channel = $1 AND m.external_id = $2", channel, external_id)
 
 
-async def merge_active_threads(conn: asyncpg.Connection, customer_id: int, now: datetime, *,
+async def merge_active_threads(conn: asyncpg.Connection, config: Config, customer_id: int, now: datetime, *,
                                actor_id: int | None = None) -> int | None:
     """After a customer merge: keep the oldest active ticket as the thread and move the messages of
     the other active tickets into it; those are closed with a note saying where they went."""
@@ -171,15 +177,19 @@ async def merge_active_threads(conn: asyncpg.Connection, customer_id: int, now: 
         await conn.execute(
             "UPDATE tickets SET status = 'closed', assignee_id = NULL, updated_at = $2 WHERE id = $1",
             other["id"], now)
-        if other["assignee_id"] is not None:
-            await agent_store.release_load(conn, other["assignee_id"])
+        await clocks.stop_all(conn, other["id"], now)
         await agent_store.log_routing(conn, other["id"], "merged", f"merged into {ref(thread['number'])}", now,
                           actor_id=actor_id)
         await events.record(conn, other["id"], "ticket.merged", {"into": ref(thread["number"])}, now)
-    if others:
-        top = max((t["priority"] for t in active), key=("low", "normal", "high", "urgent").index)
-        await conn.execute("UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1",
-                           thread["id"], top, now)
+    for agent_id in sorted(o["assignee_id"] for o in others if o["assignee_id"] is not None):
+        await agent_store.release_load(conn, agent_id)  # in id order, like every multi-agent change
+    top = max((t["priority"] for t in active), key=("low", "normal", "high", "urgent").index)
+    if top != thread["priority"]:
+        tier = await conn.fetchval("SELECT tier FROM customers WHERE id = $1", customer_id)
+        updated = await conn.fetchrow(
+            f"UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1 RETURNING {TICKET_COLUMNS}",
+            thread["id"], top, now)
+        await clocks.recompute(conn, config, updated, tier, now)
     return thread["id"]
 
 
@@ -200,12 +210,14 @@ async def update(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Recor
             " solved_at = CASE WHEN $2 = 'solved' THEN $3 WHEN $2 IN ('open', 'pending') THEN NULL"
             " ELSE solved_at END WHERE id = $1", ticket["id"], status, now)
         changes["status"] = [ticket["status"], status]
-        if status == "pending":
-            await clocks.pause(conn, ticket["id"], now)
+        if not now_active:
+            await clocks.stop_all(conn, ticket["id"], now)
+        elif not was_active:
+            await clocks.reopen(conn, config, ticket, now)
         elif status == "open":
             await clocks.resume(conn, config, ticket["id"], now)
-        else:
-            await clocks.stop_all(conn, ticket["id"], now)
+        if status == "pending":
+            await clocks.pause(conn, ticket["id"], now)
     if priority is not None and priority != ticket["priority"]:
         await conn.execute("UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1",
                            ticket["id"], priority, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from agents import assignment
 from channels.smtp import IntakeHandler, start_server
@@ -17,6 +18,7 @@ from sla import monitor
 log = logging.getLogger(__name__)
 
 QUEUE_DRAIN_SECONDS = 10.0
+SLA_SCAN_SECONDS = 5.0
 
 
 def senders_for(config: Config) -> dict[str, Sender]:
@@ -29,27 +31,47 @@ def senders_for(config: Config) -> dict[str, Sender]:
     return senders
 
 
+async def forever(name: str, step: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
+    """Run `step` over and over; rest `idle_seconds` when it found nothing to do. A failing step
+    is logged and retried later: a background worker must never die quietly."""
+    while True:
+        try:
+            done = await step()
+        except DATABASE_DOWN_ERRORS as exc:
+            log.warning("%s: database unavailable (%r); retrying", name, exc)
+            done = 0
+        except Exception:
+            log.exception("%s: step failed; retrying", name)
+            done = 0
+        if not done:
+            await asyncio.sleep(idle_seconds)
+
+
 async def outbox_worker(svc: Services) -> None:
     senders = senders_for(svc.config)
     if not senders:
         log.info("outbox: no outbound channel configured; items stay queued")
         return
-    await Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics).run_forever()
+    dispatcher = Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics)
+    await forever("outbox", dispatcher.run_once, 1.0)
 
 
 async def sla_worker(svc: Services) -> None:
-    await monitor.run_forever(svc.require_pool(), svc.config, svc.clock, svc.metrics)
+    async def step() -> int:
+        fired = await monitor.scan_once(svc.require_pool(), svc.config, svc.clock(), svc.metrics)
+        return fired >= monitor.SCAN_LIMIT  # a full batch: more may be waiting, scan again at once
+
+    await forever("SLA monitor", step, SLA_SCAN_SECONDS)
 
 
 async def queue_worker(svc: Services) -> None:
     """Assignments normally happen on the triggering change; this sweep catches the rest (a slot
     freed by another process, a config change, a failed attempt)."""
-    while True:
-        try:
-            await assignment.drain_queue(svc.require_pool(), svc.clock())
-        except DATABASE_DOWN_ERRORS as exc:
-            log.warning("queue sweep: database unavailable (%r)", exc)
-        await asyncio.sleep(QUEUE_DRAIN_SECONDS)
+    async def step() -> int:
+        await assignment.drain_queue(svc.require_pool(), svc.clock())
+        return 0
+
+    await forever("queue sweep", step, QUEUE_DRAIN_SECONDS)
 
 
 async def smtp_worker(svc: Services) -> None:

@@ -79,6 +79,17 @@ async def customer_wrote(conn: asyncpg.Connection, config: Config, ticket: async
         await _upsert_clock(conn, config, ticket["id"], policy, "next_response", now, new_cycle=True)
 
 
+async def reopen(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Record, now: datetime) -> None:
+    """A solved or closed ticket came back: a new resolution cycle starts, and a new first-response
+    cycle when nobody ever replied (next response follows the usual rule in `customer_wrote`)."""
+    policy = _policy_named(config, ticket["sla_policy"]) if ticket["sla_policy"] else None
+    if policy is None:
+        return
+    await _upsert_clock(conn, config, ticket["id"], policy, "resolution", now, new_cycle=True)
+    if ticket["first_responded_at"] is None:
+        await _upsert_clock(conn, config, ticket["id"], policy, "first_response", now, new_cycle=True)
+
+
 async def agent_replied(conn: asyncpg.Connection, ticket_id: int, now: datetime) -> None:
     await conn.execute(
         "UPDATE sla_targets SET met_at = $2 WHERE ticket_id = $1 AND met_at IS NULL"

@@ -10,16 +10,13 @@ millions of tickets.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from router.clock import Clock
 from router.config import Config
-from router.errors import DATABASE_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +71,12 @@ async def scan(conn: asyncpg.Connection, config: Config, now: datetime) -> list[
     return fired
 
 
-async def run_forever(pool: asyncpg.Pool, config: Config, clock: Clock, metrics: object | None = None,
-                      interval: float = 5.0) -> None:
-    while True:
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                fired = await scan(conn, config, clock())
-            for event in fired:
-                log.info("SLA %s: %s %s (due %s)", event.kind, event.ticket_ref, event.target, event.due_at)
-                if metrics is not None:
-                    metrics.sla_events.labels(event.target, event.kind).inc()
-        except DATABASE_DOWN_ERRORS as exc:
-            log.warning("SLA monitor: database unavailable (%r); retrying", exc)
-            fired = []
-        if len(fired) < SCAN_LIMIT:
-            await asyncio.sleep(interval)
+async def scan_once(pool: asyncpg.Pool, config: Config, now: datetime, metrics: object | None = None) -> int:
+    """One monitor pass in its own transaction; returns how many events fired."""
+    async with pool.acquire() as conn, conn.transaction():
+        fired = await scan(conn, config, now)
+    for event in fired:
+        log.info("SLA %s: %s %s (due %s)", event.kind, event.ticket_ref, event.target, event.due_at)
+        if metrics is not None:
+            metrics.sla_events.labels(event.target, event.kind).inc()
+    return len(fired)

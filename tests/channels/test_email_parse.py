@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import quopri
 import unicodedata
+from email.header import Header
 from pathlib import Path
 
 import pytest
@@ -225,6 +228,14 @@ def test_html_is_sanitised_but_keeps_cid_images_and_safe_styles() -> None:
     assert parsed.text == "Hi\n\nab"
 
 
+def test_absurdly_nested_html_is_shown_as_plain_text() -> None:
+    html = "<p>hello &amp; bye</p>" + "<div>" * 5000 + "deep<script>x()</script>"
+    parsed = parse_email(mail(html, content_type="text/html; charset=utf-8"))
+    assert parsed.html is not None and parsed.html.startswith("<pre>") and "<script" not in parsed.html
+    assert parsed.text.startswith("hello & bye") and "deep" in parsed.text
+    assert any("shown as plain text" in d for d in parsed.defects)
+
+
 # --- quoted history and signatures -------------------------------------------------------------------
 
 
@@ -311,6 +322,7 @@ def test_fingerprint_is_stable_across_redelivery(eml: Path) -> None:
 
 
 def test_fingerprint_differs_for_different_messages() -> None:
+    assert len({fingerprint(eml.read_bytes()) for eml in CORPUS}) == len(CORPUS)
     first, second = mail("one"), mail("two")
     assert fingerprint(first) != fingerprint(second)
     assert fingerprint(first) != fingerprint(first.replace(b"Subject: Help", b"Subject: Other"))
@@ -341,6 +353,9 @@ def test_fingerprint_differs_for_different_messages() -> None:
         b"From: " + b"<" * 10000 + b"\r\nTo: " + b'"' * 10001 + b"\r\n\r\n",
         b"From: a@example.org\r\n\r\nhi\r\n-----\r\n" + b"a" * 200_000,  # separator then a huge line
         b"From: a@example.org\r\n\r\n" + b"x" * 300_000 + b"@" + b"y" * 300_000,
+        b"Content-Type: text/html\r\n\r\n" + b"x<" * 100_000,  # quadratic in the stdlib html.parser
+        b"Content-Type: text/html\r\n\r\n" + b"x<blockquote>" * 20_000,
+        b"From: " + b"(" * 5000 + b"\r\n\r\n",  # recursion in the stdlib address parser
     ],
     ids=lambda raw: f"{len(raw)}B",
 )
@@ -395,7 +410,7 @@ def header_soup(draw: st.DrawFn) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
@@ -416,3 +431,40 @@ def test_mutated_fixtures_never_raise(raw: bytes) -> None:
 @given(header_soup())
 def test_header_and_boundary_soup_never_raises(raw: bytes) -> None:
     assert_well_formed(parse_email(raw))
+
+
+# --- round trips --------------------------------------------------------------------------------------
+
+JA_CHARS = list("あいうえおがぱアイウエオガパー日本語請求書配送漢字、。「」abcXYZ0123 .,!?-@")
+JA_TEXT = st.text(alphabet=st.sampled_from([*JA_CHARS, "\n"]), max_size=200)
+CODECS = {"UTF-8": "utf-8", "ISO-2022-JP": "iso2022_jp", "Shift_JIS": "cp932", "EUC-JP": "euc_jp"}
+
+
+@FUZZ
+@given(JA_TEXT, st.sampled_from(sorted(CODECS)), st.sampled_from(["8bit", "base64", "quoted-printable"]))
+def test_body_round_trips_through_every_japanese_charset(text: str, charset: str, cte: str) -> None:
+    data = text.replace("\n", "\r\n").encode(CODECS[charset])
+    encode = {"8bit": bytes, "base64": base64.encodebytes, "quoted-printable": quopri.encodestring}[cte]
+    body = encode(data)
+    raw = mail(body, f"Content-Transfer-Encoding: {cte}", content_type=f"text/plain; charset={charset}")
+    parsed = parse_email(raw)
+    assert parsed.text == text.strip()
+    assert parsed.defects == ()
+
+
+@FUZZ
+@given(st.text(alphabet=st.sampled_from(JA_CHARS), min_size=1, max_size=80), st.sampled_from(sorted(CODECS)))
+def test_subject_round_trips_through_encoded_words(subject: str, charset: str) -> None:
+    encoded = Header(subject, charset).encode()
+    raw = mail("x").replace(b"Subject: Help", f"Subject: {encoded}".encode())
+    assert parse_email(raw).subject == " ".join(subject.split())
+
+
+@FUZZ
+@given(st.text(alphabet=st.sampled_from(JA_CHARS), min_size=1, max_size=80), st.integers(1, 20))
+def test_subject_split_inside_characters_round_trips(subject: str, size: int) -> None:
+    data = subject.encode()
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    words = [f"=?UTF-8?B?{base64.b64encode(chunk).decode()}?=" for chunk in chunks]
+    raw = mail("x").replace(b"Subject: Help", ("Subject: " + "\r\n ".join(words)).encode())
+    assert parse_email(raw).subject == " ".join(subject.split())

@@ -1,0 +1,242 @@
+"""Regressions from the code review: lock order, threading, SLA on merge/reopen, loop safety, and
+mail that must be kept rather than refused."""
+
+import asyncio
+from datetime import timedelta
+
+import aiosmtplib
+import asyncpg
+import pytest
+
+from agents import assignment
+from channels.smtp import IntakeHandler, start_server
+from router import attachments
+from router.config import ConfigError, demo_config_text, parse_config
+from router.inbound import Identity, InboundMessage
+from router.pipeline import Pipeline
+from sla import monitor
+from tests.conftest import free_port
+
+
+async def api(client, auth, text, *, email=None, chat=None, channel="api"):
+    sender = {}
+    if email:
+        sender["email"] = email
+    if chat:
+        sender["id"] = chat
+    r = await client.post("/api/v1/messages", json={"channel": channel, "sender": sender, "text": text}, headers=auth)
+    assert r.status_code == 202, r.text
+    return r.json()["ticket_ref"]
+
+
+async def test_merge_stops_clocks_on_the_closed_ticket(client, auth, pool, config, clock):
+    await api(client, auth, "where is my parcel", email="m@example.net")
+    clock.advance(timedelta(minutes=1))
+    t2 = await api(client, auth, "parcel still missing", chat="visitor-9", channel="chat")
+    c = await pool.fetch("SELECT id FROM customers ORDER BY id")
+    r = await client.post(f"/api/v1/customers/{c[0]['id']}/merge", json={"other": c[1]['id']}, headers=auth)
+    assert r.status_code == 200, r.text
+    t2row = await pool.fetchrow("SELECT id, status FROM tickets WHERE number = $1", int(t2[2:]))
+    assert t2row["status"] == "closed"
+    clock.advance(timedelta(days=5))
+    async with pool.acquire() as conn, conn.transaction():
+        fired = await monitor.scan(conn, config, clock())
+    on_closed = [e for e in fired if e.ticket_id == t2row["id"]]
+    assert not on_closed
+
+
+async def test_reference_to_old_ticket_joins_the_open_one(pool, config, clock):
+    p = Pipeline(config, clock)
+    who = (Identity("email", "k@example.net"),)
+    a = await p.ingest(pool, InboundMessage("email", who, "first question about my invoice", external_id="m1@x"))
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE tickets SET status='solved', solved_at=$2 WHERE id=$1", a.ticket_id, clock())
+    clock.advance(timedelta(days=10))
+    b = await p.ingest(pool, InboundMessage("email", who, "new question about refund", external_id="m2@x"))
+    assert b.new_ticket
+    # the customer now replies to an old mail of the first ticket, subject "[T-…]"
+    c = await p.ingest(pool, InboundMessage("email", who, "one more thing", external_id="m3@x",
+                                            subject=f"Re: [{a.ticket_ref}] invoice",
+                                            ticket_number_hint=int(a.ticket_ref[2:])))
+    active = await pool.fetchval("SELECT count(*) FROM tickets WHERE status IN ('open','pending')")
+    assert c.ticket_ref == b.ticket_ref and active == 1
+
+
+async def test_null_envelope_sender_is_not_acknowledged(config, pool, data_dir, clock):
+    p = Pipeline(config, clock)
+
+    async def ingest(m):
+        return await p.ingest(pool, m)
+
+    async def store_raw(raw):
+        return await attachments.store_raw(data_dir, raw)
+
+    port = free_port()
+    server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", port,
+                                data_size_limit=10_000_000, hostname="example.com")
+    raw = (b"From: Jo <jo@example.net>\r\nTo: support@example.com\r\nSubject: hello\r\n"
+           b"Message-ID: <nullsender-1@example.net>\r\n\r\nI am away until Monday.\r\n")
+    try:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await smtp.connect()
+        await smtp.mail("")
+        await smtp.rcpt("support@example.com")
+        await smtp.data(raw)
+        await smtp.quit()
+    finally:
+        server.close()
+    acks = await pool.fetchval("SELECT count(*) FROM outbox WHERE kind='ack'")
+    assert acks == 0
+
+
+async def test_reopened_ticket_gets_running_sla_clocks(client, auth, pool, clock):
+    ref = await api(client, auth, "URGENT: site is down, login error", email="u@example.net")
+    r = await client.post(f"/api/v1/tickets/{ref}/replies", json={"text": "looking"}, headers=auth)
+    assert r.status_code == 201
+    r = await client.patch(f"/api/v1/tickets/{ref}", json={"status": "solved"}, headers=auth)
+    clock.advance(timedelta(hours=1))
+    ref2 = await api(client, auth, "still broken!", email="u@example.net")
+    assert ref2 == ref
+    rows = await pool.fetch("SELECT target, policy, met_at FROM sla_targets s JOIN tickets t ON t.id=s.ticket_id"
+                            " WHERE t.number=$1", int(ref[2:]))
+    assert any(r["met_at"] is None for r in rows), "reopened urgent ticket has no running SLA clock"
+
+
+def test_template_typo_is_a_config_error_not_a_broken_ingest(settings):
+    text = demo_config_text() + '\n[templates.ack]\nen = "Thanks {name}, ticket {ref} due {due}"\n'
+    with pytest.raises(ConfigError, match=r"templates\.ack\.en: unknown placeholder \{name\}"):
+        parse_config(text, settings)
+
+
+async def test_crossing_transfers_do_not_deadlock(client, auth, pool):
+    t1 = await api(client, auth, "delivery tracking please", email="a1@example.net")  # aiko (shipping)
+    t2 = await api(client, auth, "app crash error", email="a2@example.net")            # ben (technical, en)
+    results = await asyncio.gather(
+        client.post(f"/api/v1/tickets/{t1}/assign", json={"agent": "ben@example.com"}, headers=auth),
+        client.post(f"/api/v1/tickets/{t2}/assign", json={"agent": "aiko@example.com"}, headers=auth),
+        return_exceptions=True)
+    assert not any(isinstance(r, Exception) for r in results)
+
+
+async def test_concurrent_drains_do_not_deadlock(pool, clock, monkeypatch):
+    monkeypatch.setattr(assignment, "DRAIN_BATCH", 2)
+    async with pool.acquire() as conn:
+        cust = await conn.fetchval("INSERT INTO customers (name) VALUES ('q') RETURNING id")
+        team = await conn.fetchval("SELECT id FROM teams")
+        # batch 1: urgent shipping/en (aiko only: ben lacks shipping), urgent technical/ja (chie only)
+        # batch 2: high technical/ja (chie), high shipping/en (aiko)
+        spec = [("urgent", "shipping", "en"), ("urgent", "technical", "ja"),
+                ("high", "technical", "ja"), ("high", "shipping", "en")]
+        for i, (prio, skill, lang) in enumerate(spec):
+            await conn.execute(
+                "INSERT INTO tickets (customer_id, channel, priority, skill, language, team_id, created_at)"
+                " VALUES ($1,'api',$2,$3,$4,$5, now() + make_interval(secs => $6))", cust, prio, skill, lang, team, i)
+    errors = 0
+    res = await asyncio.gather(assignment.drain_queue(pool, clock()), assignment.drain_queue(pool, clock()),
+                               return_exceptions=True)
+    errors += sum(isinstance(r, asyncpg.DeadlockDetectedError) for r in res)
+    assert errors == 0
+
+
+async def test_crossing_transfers_forced_interleaving(client, auth, pool, clock, monkeypatch):
+    from agents import store
+    t1 = await api(client, auth, "delivery tracking please", email="a1@example.net")  # aiko
+    t2 = await api(client, auth, "app crash error", email="a2@example.net")            # ben
+    real = store.release_load
+    async def slow_release(conn, agent_id):
+        await real(conn, agent_id)
+        await asyncio.sleep(0.3)   # scheduling delay between the two agent-row locks
+    monkeypatch.setattr(store, "release_load", slow_release)
+    results = await asyncio.gather(
+        client.post(f"/api/v1/tickets/{t1}/assign", json={"agent": "ben@example.com"}, headers=auth),
+        client.post(f"/api/v1/tickets/{t2}/assign", json={"agent": "aiko@example.com"}, headers=auth),
+        return_exceptions=True)
+    assert not any(isinstance(r, Exception) for r in results)
+
+
+async def test_drains_forced_interleaving(pool, clock, monkeypatch):
+    monkeypatch.setattr(assignment, "DRAIN_BATCH", 2)
+    async with pool.acquire() as conn:
+        cust = await conn.fetchval("INSERT INTO customers (name) VALUES ('q') RETURNING id")
+        team = await conn.fetchval("SELECT id FROM teams")
+        spec = [("urgent", "shipping", "en"), ("urgent", "technical", "ja"),
+                ("high", "technical", "ja"), ("high", "shipping", "en")]
+        for i, (prio, skill, lang) in enumerate(spec):
+            await conn.execute(
+                "INSERT INTO tickets (customer_id, channel, priority, skill, language, team_id, created_at)"
+                " VALUES ($1,'api',$2,$3,$4,$5, now() + make_interval(secs => $6))", cust, prio, skill, lang, team, i)
+    real = assignment._take_and_assign
+    async def slow(*a, **k):
+        r = await real(*a, **k)
+        await asyncio.sleep(0.3)
+        return r
+    monkeypatch.setattr(assignment, "_take_and_assign", slow)
+
+    async def later():
+        await asyncio.sleep(0.05)  # the second drain starts slightly later, so it gets the other batch
+        return await assignment.drain_queue(pool, clock())
+
+    res = await asyncio.gather(assignment.drain_queue(pool, clock()), later(), return_exceptions=True)
+    assert not any(isinstance(r, Exception) for r in res)
+    assert await pool.fetchval("SELECT count(*) FROM tickets WHERE assignee_id IS NOT NULL") == 4
+
+
+async def test_queue_worker_survives_a_failing_step(monkeypatch):
+    from router import workers
+    calls = 0
+    async def boom(pool, now):
+        nonlocal calls
+        calls += 1
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+    monkeypatch.setattr(workers.assignment, "drain_queue", boom)
+    monkeypatch.setattr(workers, "QUEUE_DRAIN_SECONDS", 0.01)
+    class Svc:
+        def require_pool(self): return None
+        def clock(self): return None
+    task = asyncio.create_task(workers.queue_worker(Svc()))
+    await asyncio.sleep(0.2)
+    assert not task.done()
+
+
+async def test_ack_message_ids_cannot_be_guessed_to_join_a_strangers_ticket(pool, config, clock):
+    import hashlib
+
+    p = Pipeline(config, clock)
+    victim = await p.ingest(pool, InboundMessage("email", (Identity("email", "victim@example.net"),),
+                                                 "refund to my card please", external_id="v1@example.net"))
+    ack_id = await pool.fetchval("SELECT payload->>'message_id' FROM outbox WHERE kind='ack'")
+    guessed = hashlib.sha256(f"ack:{victim.ticket_id}".encode()).hexdigest()[:32] + "@example.com"
+    assert ack_id != guessed
+    evil = await p.ingest(pool, InboundMessage("email", (Identity("email", "mallory@evil.test"),),
+                                               "Please send the refund to IBAN XX00 EVIL instead",
+                                               external_id="e1@evil.test", thread_refs=(guessed, "v1@example.net")))
+    assert evil.ticket_ref != victim.ticket_ref
+    colleague = await p.ingest(pool, InboundMessage("email", (Identity("email", "boss@example.net"),),
+                                                    "Adding my manager", external_id="c1@example.net",
+                                                    thread_refs=(ack_id,)))
+    assert colleague.ticket_ref == victim.ticket_ref  # a reply to our real mail still threads
+
+
+async def test_long_plain_text_mail_is_accepted_truncated(config, pool, data_dir, clock):
+    from aiosmtpd.smtp import Envelope
+    p = Pipeline(config, clock)
+
+    async def ingest(m):
+        return await p.ingest(pool, m)
+
+    async def store_raw(raw):
+        return await attachments.store_raw(data_dir, raw)
+
+    handler = IntakeHandler(config, ingest, store_raw)
+    log = ("ERROR 2026-11-25 stack frame at module.function line 42\r\n" * 5000).encode()  # ~290 KB, < 10 MB limit
+    raw = (b"From: dev@example.net\r\nTo: support@example.com\r\nSubject: crash log\r\n"
+           b"Message-ID: <big-1@example.net>\r\n\r\nHere is the log:\r\n" + log)
+    env = Envelope()
+    env.mail_from = "dev@example.net"
+    env.rcpt_tos = ["support@example.com"]
+    env.original_content = env.content = raw
+    answer = await handler.handle_DATA(None, None, env)
+    assert answer.startswith("250")
+    text = await pool.fetchval("SELECT body_text FROM messages WHERE external_id = 'big-1@example.net'")
+    assert text.startswith("Here is the log:")
+    assert text.endswith("[… truncated: the full text is in the original message]")
