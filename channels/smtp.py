@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestResult]]
 StoreRaw = Callable[[bytes], Awaitable[str]]
+PARSE_IN_THREAD_BYTES = 256 * 1024
 _PLUS_REF = re.compile(r"\+(T-\d{1,12})@", re.IGNORECASE)
 
 
@@ -96,8 +97,12 @@ class IntakeHandler:
         raw = envelope.original_content or b""
         try:
             raw_ref = await self.store_raw(raw)
-            parsed = parse_email(raw, max_attachments=self.config.service.max_attachments,
-                                 max_attachment_bytes=self.config.service.max_attachment_bytes)
+            limits = {"max_attachments": self.config.service.max_attachments,
+                      "max_attachment_bytes": self.config.service.max_attachment_bytes}
+            if len(raw) > PARSE_IN_THREAD_BYTES:  # big mail parses for up to a second: not on the event loop
+                parsed = await asyncio.to_thread(parse_email, raw, **limits)
+            else:
+                parsed = parse_email(raw, **limits)
             message = to_inbound(parsed, raw, raw_ref, envelope.mail_from, list(envelope.rcpt_tos))
             result = await self.ingest(message)
         except DATABASE_DOWN_ERRORS as exc:
