@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from router.errors import InvalidInput
+from router.http import text_value
 from router.inbound import Identity, InboundMessage, email_identity, phone_identity
 
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -15,19 +16,9 @@ MAX_TEXT_CHARS = 100_000
 
 def _string(data: dict[str, Any], key: str, *, required: bool = False, limit: int = MAX_FIELD_CHARS) -> str | None:
     value = data.get(key)
-    if value is None:
-        if required:
-            raise InvalidInput(f"`{key}` is required")
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and key == "id":
-        value = str(value)
-    if not isinstance(value, str):
-        raise InvalidInput(f"`{key}` must be a string")
-    if len(value) > limit:
-        raise InvalidInput(f"`{key}` is longer than {limit} characters")
-    if "\x00" in value:
-        raise InvalidInput(f"`{key}` contains a NUL character")
-    return value
+    if key == "id" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # platform user ids often arrive as numbers
+    return text_value(value, key, limit=limit, required=required)
 
 
 def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
@@ -41,18 +32,14 @@ def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
     sender_id = _string(sender, "id")
     if sender_id:
         identities.append(Identity(channel, sender_id.strip()))
-    email = _string(sender, "email")
-    if email:
-        identity = email_identity(email)
-        if identity is None:
-            raise InvalidInput(f"`sender.email` {email!r} is not an email address")
-        identities.append(identity)
-    phone = _string(sender, "phone")
-    if phone:
-        identity = phone_identity(phone)
-        if identity is None:
-            raise InvalidInput(f"`sender.phone` {phone!r} is not a phone number")
-        identities.append(identity)
+    proofs = (("email", email_identity, "an email address"), ("phone", phone_identity, "a phone number"))
+    for key, parse, what in proofs:
+        value = _string(sender, key)
+        if value:
+            identity = parse(value)
+            if identity is None:
+                raise InvalidInput(f"`sender.{key}` {value!r} is not {what}")
+            identities.append(identity)
     if not identities:
         raise InvalidInput("`sender` needs at least one of id, email, phone")
     text = _string(data, "text", required=True, limit=MAX_TEXT_CHARS) or ""

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from router.errors import InvalidInput, PayloadTooLarge
+from router.http import text_value
 from router.inbound import InboundAttachment, InboundMessage, email_identity
 
 HONEYPOT_FIELD = "website"
@@ -75,19 +76,8 @@ class FormSubmission:
 
 
 def _field(values: dict[str, Any], key: str, limit: int, *, required: bool = True) -> str:
-    value = values.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput(f"`{key}` is required")
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"`{key}` must be text")
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidInput(f"`{key}` is longer than {limit} characters")
-    if "\x00" in value:
-        raise InvalidInput(f"`{key}` contains a NUL character")
-    return value
+    value = text_value(values.get(key), key, limit=limit, required=required)
+    return value.strip() if value else ""
 
 
 async def parse_submission(values: dict[str, Any], uploads: list[UploadFile], *, max_attachments: int,
