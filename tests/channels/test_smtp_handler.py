@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from aiosmtpd.smtp import Envelope
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.smtp import IntakeHandler
+from channels.smtp import IntakeHandler, IntakeSMTP
 from router import attachments, db
 from router.pipeline import Pipeline
 
@@ -82,3 +83,16 @@ def test_malformed_mime_never_crashes_and_250_means_stored(database, config, dat
     finally:
         loop.run_until_complete(pool.close())
         loop.close()
+
+
+@pytest.mark.parametrize("arg", [
+    "<user@example.com>", "<user@example.com> SIZE=1000", "<a.b+tag@mail.example.co.jp> BODY=8BITMIME",
+    "user@example.com", "<>", "<\"quoted local\"@example.com>", "<a..b@example.com>", "<.a@example.com>",
+    "<@route:user@example.com>", "<user@[127.0.0.1]>", "<broken", "<user@example.com",
+    "<user@example.com>   SIZE=5  BODY=7BIT", "<user@example.com>\t", "<UPPER@EXAMPLE.COM>", "<user@-bad-.example>",
+])
+def test_fast_address_path_agrees_with_aiosmtpd(arg):
+    """The fast path must answer exactly what aiosmtpd's own parser answers."""
+    fast = IntakeSMTP(handler=object())._getaddr(arg)
+    reference = SMTP(handler=object())._getaddr(arg)
+    assert fast == reference
