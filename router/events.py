@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+
 async def record(conn: asyncpg.Connection, ticket_id: int | None, kind: str, payload: dict[str, Any],
                  now: datetime) -> None:
     await conn.execute(
