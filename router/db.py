@@ -53,9 +53,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _no_session_reset(conn: asyncpg.Connection) -> None:
+    """Connections go back to the pool without asyncpg's reset query (`RESET ALL`, `UNLISTEN *`,
+    `pg_advisory_unlock_all()`): a round trip on every release, for session state this service
+    never leaves behind (no SET, no LISTEN, advisory locks are transaction-scoped or explicitly
+    released). asyncpg still rolls back an unfinished transaction before this hook runs."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_session_reset,
         command_timeout=30, max_inactive_connection_lifetime=60,
     )
 
