@@ -12,7 +12,7 @@ import asyncpg
 import uvloop
 
 from agents import store as agent_store
-from bench import ingest_bench, routing_bench, scale_bench, smtp_bench
+from bench import ingest_bench, routing_bench, rss_bench, scale_bench, smtp_bench
 from router import db
 from router.config import Settings, demo_config_text, parse_config
 
@@ -73,6 +73,10 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
     rows.append({"benchmark": "SMTP intake (8 clients, commit before 250)", "count": smtp["count"],
                  "per_second": smtp["per_second"], "p50_ms": smtp["p50_ms"], "p99_ms": smtp["p99_ms"],
                  "ratio": f"target >= 300/s; {smtp['stored']} stored"})
+
+    rss = await rss_bench.run(await fresh_database(server_uri, "bench_rss"), str(data_dir / "rss"))
+    rows.append({"benchmark": "router serve memory after traffic", "count": rss["messages"],
+                 "ratio": f"{rss['rss_mb']} MB RSS (target < 200 MB)"})
 
     routing = routing_bench.run(n_agents=1000, n_skills=50, n_decisions=5000)
     rows.append({"benchmark": "routing decision, 1000 agents", "count": routing["decisions"],
