@@ -89,12 +89,14 @@ async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_re
             " COALESCE(solved_at, created_at) DESC LIMIT 1 FOR UPDATE", customer_id)
         if own is not None and own["status"] in ACTIVE:
             return ThreadChoice("join", own)
-    for candidate in (hinted, own):
-        if candidate is not None and candidate["status"] == "solved" and candidate["solved_at"] is not None \
-                and now - candidate["solved_at"] <= reopen_window:
-            return ThreadChoice("reopen", candidate)
-    previous = hinted or own
-    return ThreadChoice("new", None, previous_ticket_id=previous["id"] if previous else None)
+    # The named ticket decides when there is one; otherwise the customer's latest.
+    candidate = hinted or own
+    if candidate is None:
+        return ThreadChoice("new", None)
+    solved_at = candidate["solved_at"]
+    if candidate["status"] == "solved" and solved_at is not None and now - solved_at <= reopen_window:
+        return ThreadChoice("reopen", candidate)
+    return ThreadChoice("new", None, previous_ticket_id=candidate["id"])
 
 
 async def create(conn: asyncpg.Connection, *, customer_id: int, channel: str, subject: str | None,

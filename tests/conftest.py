@@ -145,12 +145,14 @@ class Sink:
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[bytes] = []
         self.port = 0
         self.refuse_with: str | None = None
 
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.refuse_with:
             return self.refuse_with
+        self.raw.append(envelope.original_content)
         self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
         return "250 2.0.0 OK"
 

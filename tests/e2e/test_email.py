@@ -95,6 +95,9 @@ async def test_mail_becomes_ticket_and_ack_threads_back(intake, dispatcher, sink
     body = ack.get_content()
     assert ticket["ref"] in body
     assert "11月25日(水) 14:00 JST" in body  # Wed 10:00 JST + 4 business hours
+    headers = sink.raw[0].split(b"\r\n\r\n", 1)[0]
+    assert headers.isascii() and b"=?utf-8?" in headers  # Japanese in headers only as RFC 2047 words
+    assert ack["From"].addresses[0].display_name == "サポート窓口"
 
     # A colleague answers the ack from another address: In-Reply-To threads it into the same ticket.
     reply = mail("Hanako <hanako@customer.example>", f"Re: {ack['Subject']}", "追加情報です。",
@@ -211,3 +214,29 @@ async def test_html_only_mail_is_sanitized_and_attachments_kept(intake, client, 
     assert attachment["filename"] == "請求書.txt"
     blob = data_dir / "attachments" / attachment["sha256"][:2] / attachment["sha256"]
     assert blob.read_bytes() == "請求書の内容".encode()
+
+
+async def test_subject_reference_names_the_ticket_a_reply_belongs_to(intake, client, auth, pool, clock):
+    """`[T-n]` / `support+T-n@` pick the ticket: too old to reopen gives a new ticket linked to it,
+    not a reopening of the customer's latest one."""
+    from datetime import timedelta
+
+    await smtp_send(intake, mail("Rin <rin@customer.example>", "Invoice question", "請求書について"))
+    [first] = await tickets_of(client, auth)
+    await client.patch(f"/api/v1/tickets/{first['ref']}", json={"status": "solved"}, headers=auth)
+    clock.advance(timedelta(days=8))  # beyond the demo's 7-day reopen window
+    await smtp_send(intake, mail("Rin <rin@customer.example>", "Delivery question", "配送について"))
+    second = next(t for t in await tickets_of(client, auth) if t["ref"] != first["ref"])
+    await client.patch(f"/api/v1/tickets/{second['ref']}", json={"status": "solved"}, headers=auth)
+
+    await smtp_send(intake, mail("Rin <rin@customer.example>", f"Re: [{first['ref']}] Invoice question",
+                                 "まだ解決していません"), to=f"support+{first['ref']}@example.com")
+    newest = (await tickets_of(client, auth))[0]
+    detail = (await client.get(f"/api/v1/tickets/{newest['ref']}", headers=auth)).json()
+    assert detail["previous_ticket"] == first["ref"]
+    assert detail["messages"][0]["text"].startswith("まだ解決していません")
+    assert (await client.get(f"/api/v1/tickets/{second['ref']}", headers=auth)).json()["status"] == "solved"
+
+    await smtp_send(intake, mail("Rin <rin@customer.example>", f"Re: [{second['ref']}]", "配送の件、追加です"))
+    assert [m["text"] for m in (await client.get(f"/api/v1/tickets/{newest['ref']}", headers=auth)).json()[
+        "messages"] if m["direction"] == "in"][-1].startswith("配送の件")  # the open ticket wins
