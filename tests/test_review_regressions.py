@@ -108,41 +108,14 @@ def test_template_typo_is_a_config_error_not_a_broken_ingest(settings):
         parse_config(text, settings)
 
 
-async def test_crossing_transfers_do_not_deadlock(client, auth, pool):
-    t1 = await api(client, auth, "delivery tracking please", email="a1@example.net")  # aiko (shipping)
-    t2 = await api(client, auth, "app crash error", email="a2@example.net")            # ben (technical, en)
-    results = await asyncio.gather(
-        client.post(f"/api/v1/tickets/{t1}/assign", json={"agent": "ben@example.com"}, headers=auth),
-        client.post(f"/api/v1/tickets/{t2}/assign", json={"agent": "aiko@example.com"}, headers=auth),
-        return_exceptions=True)
-    assert not any(isinstance(r, Exception) for r in results)
-
-
-async def test_concurrent_drains_do_not_deadlock(pool, clock, monkeypatch):
-    monkeypatch.setattr(assignment, "DRAIN_BATCH", 2)
-    async with pool.acquire() as conn:
-        cust = await conn.fetchval("INSERT INTO customers (name) VALUES ('q') RETURNING id")
-        team = await conn.fetchval("SELECT id FROM teams")
-        # batch 1: urgent shipping/en (aiko only: ben lacks shipping), urgent technical/ja (chie only)
-        # batch 2: high technical/ja (chie), high shipping/en (aiko)
-        spec = [("urgent", "shipping", "en"), ("urgent", "technical", "ja"),
-                ("high", "technical", "ja"), ("high", "shipping", "en")]
-        for i, (prio, skill, lang) in enumerate(spec):
-            await conn.execute(
-                "INSERT INTO tickets (customer_id, channel, priority, skill, language, team_id, created_at)"
-                " VALUES ($1,'api',$2,$3,$4,$5, now() + make_interval(secs => $6))", cust, prio, skill, lang, team, i)
-    errors = 0
-    res = await asyncio.gather(assignment.drain_queue(pool, clock()), assignment.drain_queue(pool, clock()),
-                               return_exceptions=True)
-    errors += sum(isinstance(r, asyncpg.DeadlockDetectedError) for r in res)
-    assert errors == 0
-
-
 async def test_crossing_transfers_forced_interleaving(client, auth, pool, clock, monkeypatch):
+    """T1 aiko→ben and T2 ben→aiko at once, each pausing between its two agent locks."""
     from agents import store
+
     t1 = await api(client, auth, "delivery tracking please", email="a1@example.net")  # aiko
     t2 = await api(client, auth, "app crash error", email="a2@example.net")            # ben
     real = store.release_load
+
     async def slow_release(conn, agent_id):
         await real(conn, agent_id)
         await asyncio.sleep(0.3)   # scheduling delay between the two agent-row locks
@@ -154,8 +127,9 @@ async def test_crossing_transfers_forced_interleaving(client, auth, pool, clock,
     assert not any(isinstance(r, Exception) for r in results)
 
 
-async def test_drains_forced_interleaving(pool, clock, monkeypatch):
-    monkeypatch.setattr(assignment, "DRAIN_BATCH", 2)
+async def queue_crossing_batches(pool) -> None:
+    """Four waiting tickets whose two drain batches need the same two agents in opposite orders:
+    batch 1 urgent shipping/en (aiko) then technical/ja (chie); batch 2 technical/ja then shipping/en."""
     async with pool.acquire() as conn:
         cust = await conn.fetchval("INSERT INTO customers (name) VALUES ('q') RETURNING id")
         team = await conn.fetchval("SELECT id FROM teams")
@@ -165,7 +139,14 @@ async def test_drains_forced_interleaving(pool, clock, monkeypatch):
             await conn.execute(
                 "INSERT INTO tickets (customer_id, channel, priority, skill, language, team_id, created_at)"
                 " VALUES ($1,'api',$2,$3,$4,$5, now() + make_interval(secs => $6))", cust, prio, skill, lang, team, i)
+
+
+async def test_drains_forced_interleaving(pool, clock, monkeypatch):
+    """Each drain pauses after each agent lock, so crossing lock orders would deadlock."""
+    monkeypatch.setattr(assignment, "DRAIN_BATCH", 2)
+    await queue_crossing_batches(pool)
     real = assignment._take_and_assign
+
     async def slow(*a, **k):
         r = await real(*a, **k)
         await asyncio.sleep(0.3)
