@@ -69,7 +69,7 @@ async def run(pool: asyncpg.Pool, config: Config, data_dir: Path, count: int = 2
         return await attachments.store_raw(data_dir, raw)
 
     server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", 0,
-                                data_size_limit=config.service.max_message_bytes, hostname="example.com")
+                                hostname="example.com")
     port = server.sockets[0].getsockname()[1]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()

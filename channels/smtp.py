@@ -78,9 +78,13 @@ class IntakeHandler:
     """aiosmtpd handler; the work happens in the pipeline (ARCHITECTURE: keep the handler thin)."""
 
     def __init__(self, config: Config, ingest: Ingest, store_raw: StoreRaw):
-        self.config = config
         self.ingest = ingest
         self.store_raw = store_raw
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """A new configuration (SIGHUP): accepted domains and size limits follow it."""
+        self.config = config
         self.domains = {d.lower() for d in config.service.mail_domains}
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -136,12 +140,12 @@ class IntakeSMTP(SMTP):
         return super()._getaddr(arg)
 
 
-async def start_server(handler: IntakeHandler, host: str, port: int, *, data_size_limit: int,
-                       hostname: str) -> asyncio.Server:
+async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str) -> asyncio.Server:
     """Serve SMTP on the running event loop (not aiosmtpd's thread Controller), so the handler
-    shares the app's database pool and loop."""
+    shares the app's database pool and loop. Each connection takes the size limit the handler's
+    current config sets."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: IntakeSMTP(handler, data_size_limit=data_size_limit, enable_SMTPUTF8=True, hostname=hostname,
-                     ident="support-router ESMTP"),
+        lambda: IntakeSMTP(handler, data_size_limit=handler.config.service.max_message_bytes,
+                           enable_SMTPUTF8=True, hostname=hostname, ident="support-router ESMTP"),
         host=host, port=port)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -19,7 +20,7 @@ from starlette.routing import Route
 from agents import store as agent_store
 from router import api, db, intake
 from router.clock import Clock, system_clock
-from router.config import Config
+from router.config import Config, ConfigError
 from router.errors import BAD_VALUE_ERRORS, DATABASE_DOWN_ERRORS, InvalidInput, RouterError, ServiceUnavailable
 from router.http import RateLimiter, error_response, problem
 from router.metrics import Metrics
@@ -40,11 +41,23 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     form_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_minute=10, burst=5))
     pool: asyncpg.Pool | None = None
+    config_listeners: list[Callable[[Config], None]] = field(default_factory=list)
 
     def require_pool(self) -> asyncpg.Pool:
         if self.pool is None:
             raise ServiceUnavailable("the database is not connected yet")
         return self.pool
+
+    async def apply_config(self, config: Config) -> None:
+        """Switch to a new configuration while serving: agents and teams are synced, new messages
+        use the new topics, policies and templates, and workers holding config are told."""
+        async with self.require_pool().acquire() as conn:
+            await agent_store.sync_from_config(conn, config)
+        self.config = config
+        self.pipeline = Pipeline(config, self.clock)
+        for listener in self.config_listeners:
+            listener(config)
+        log.info("configuration applied from %s", config.source)
 
 
 def services(request: Request) -> Services:
@@ -95,9 +108,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: Config, *, dsn: str | None = None, pool: asyncpg.Pool | None = None,
-               clock: Clock = system_clock, workers: tuple[Worker, ...] = ()) -> Starlette:
+               clock: Clock = system_clock, workers: tuple[Worker, ...] = (),
+               reload_config: Callable[[], Config] | None = None) -> Starlette:
     """Build the app. Give `pool` (tests) or `dsn` (serve): with a DSN the lifespan creates the pool,
-    migrates and applies the config's agents and teams."""
+    migrates and applies the config's agents and teams. With `reload_config`, SIGHUP reloads it."""
     svc = Services(config=config, clock=clock, pipeline=Pipeline(config, clock), pool=pool)
 
     @contextlib.asynccontextmanager
@@ -112,6 +126,8 @@ def create_app(config: Config, *, dsn: str | None = None, pool: asyncpg.Pool | N
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:
                 await stack.enter_async_context(_running(worker, svc))
+            if reload_config is not None:
+                stack.enter_context(_reload_on_sighup(svc, reload_config))
             yield
         if owned is not None:
             await owned.close()
@@ -154,3 +170,33 @@ async def _running(worker: Worker, svc: Services) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(svc: Services, reload_config: Callable[[], Config]) -> Iterator[None]:
+    """SIGHUP: read the config file again and apply it; a broken file is logged and ignored, so a
+    typo never takes the service down."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task] = set()
+
+    async def reload() -> None:
+        try:
+            config = reload_config()
+        except ConfigError as exc:
+            log.error("SIGHUP: configuration not applied:\n%s", "\n".join(exc.problems))
+            return
+        try:
+            await svc.apply_config(config)
+        except Exception:
+            log.exception("SIGHUP: configuration could not be applied")
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

@@ -71,7 +71,7 @@ def cmd_serve(settings: Settings) -> int:
             print(line, file=sys.stderr)
         return 1
     dsn = _database_url(settings)
-    app = create_app(config, dsn=dsn, workers=default_workers(config))
+    app = create_app(config, dsn=dsn, workers=default_workers(config), reload_config=lambda: load_config(settings))
     print(f"Support inbox: {settings.public_url}/inbox   (config: {config.source})", flush=True)
     print(f"Web form:      {settings.public_url}/support", flush=True)
     print(f"SMTP intake:   {settings.smtp_host}:{settings.smtp_port}", flush=True)

@@ -53,6 +53,7 @@ async def outbox_worker(svc: Services) -> None:
         log.info("outbox: no outbound channel configured; items stay queued")
         return
     dispatcher = Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics)
+    svc.config_listeners.append(lambda config: setattr(dispatcher, "senders", senders_for(config)))
     await forever("outbox", dispatcher.run_once, 1.0)
 
 
@@ -84,8 +85,8 @@ async def smtp_worker(svc: Services) -> None:
         return await attachments.store_raw(settings.data_dir, raw)
 
     handler = IntakeHandler(svc.config, ingest, store_raw)
+    svc.config_listeners.append(handler.reconfigure)
     server = await start_server(handler, settings.smtp_host, settings.smtp_port,
-                                data_size_limit=svc.config.service.max_message_bytes,
                                 hostname=svc.config.service.support_address.partition("@")[2])
     log.info("SMTP intake listening on %s:%s", settings.smtp_host, settings.smtp_port)
     try:

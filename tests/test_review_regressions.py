@@ -73,7 +73,7 @@ async def test_null_envelope_sender_is_not_acknowledged(config, pool, data_dir, 
 
     port = free_port()
     server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", port,
-                                data_size_limit=10_000_000, hostname="example.com")
+                                hostname="example.com")
     raw = (b"From: Jo <jo@example.net>\r\nTo: support@example.com\r\nSubject: hello\r\n"
            b"Message-ID: <nullsender-1@example.net>\r\n\r\nI am away until Monday.\r\n")
     try:

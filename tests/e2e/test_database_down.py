@@ -102,7 +102,7 @@ async def test_smtp_451_mid_session_then_retry_stored_once(stoppable, down_pool,
 
     port = free_port()
     server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", port,
-                                data_size_limit=1024 * 1024, hostname="example.com")
+                                hostname="example.com")
     message = EmailMessage()
     message["From"] = "Retry <retry@customer.example>"
     message["To"] = "support@example.com"

@@ -37,7 +37,7 @@ async def intake(mail_config, app, pool, data_dir):
 
     port = free_port()
     server = await start_server(IntakeHandler(mail_config, ingest, store_raw), "127.0.0.1", port,
-                                data_size_limit=mail_config.service.max_message_bytes, hostname="example.com")
+                                hostname="example.com")
     yield port
     server.close()
     await server.wait_closed()

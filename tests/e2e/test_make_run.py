@@ -93,3 +93,47 @@ def stop(process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_sighup_applies_a_changed_config_and_survives_a_broken_one(tmp_path):
+    from router.config import demo_config_text
+
+    http_port, smtp_port = free_port(), free_port()
+    config_file = tmp_path / "router.toml"
+    config_file.write_text(demo_config_text(), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(ROUTER_DATA_DIR=str(tmp_path / "var"), ROUTER_HTTP_PORT=str(http_port),
+               ROUTER_SMTP_PORT=str(smtp_port), ROUTER_API_TOKEN="hup-token", ROUTER_CONFIG=str(config_file))
+    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "router"), "serve"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{http_port}"
+    headers = {"Authorization": "Bearer hup-token"}
+
+    def agents() -> set[str]:
+        return {a["email"] for a in httpx.get(f"{base}/api/v1/agents", headers=headers, timeout=5).json()["agents"]}
+
+    def eventually(check, timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        wait_for(f"{base}/readyz", process)
+        assert "dan@example.com" not in agents()
+        config_file.write_text(demo_config_text() + '\n[[agents]]\nemail = "dan@example.com"\nname = "Dan"\n'
+                               'team = "support"\nskills = ["shipping"]\nlanguages = ["en"]\n', encoding="utf-8")
+        os.kill(process.pid, signal.SIGHUP)
+        assert eventually(lambda: "dan@example.com" in agents())
+
+        config_file.write_text("[service\nbroken", encoding="utf-8")
+        os.kill(process.pid, signal.SIGHUP)
+        time.sleep(1)
+        assert process.poll() is None
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        assert "dan@example.com" in agents()
+    finally:
+        stop(process)
+    assert not embedded_servers_for(tmp_path / "var" / "pg")
