@@ -55,7 +55,8 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
     for round_number in range(args.rounds):
         # A fresh database and fresh senders each round; the three runs of a round see the same data.
         pool = await fresh_pool(server_uri, f"bench_ingest_{round_number}", config, args.concurrency)
-        messages = ingest_bench.make_messages(args.messages, customers=args.messages // 4, seed=round_number)
+        messages = ingest_bench.make_messages(args.messages + ingest_bench.WARMUP, customers=args.messages // 4,
+                                              seed=round_number)
         runs["bare"].append(await ingest_bench.message_rows_baseline_run(pool, messages, args.concurrency))
         runs["same"].append(await ingest_bench.same_rows_baseline_run(pool, messages, args.concurrency))
         runs["pipeline"].append(await ingest_bench.pipeline_run(pool, config, messages, args.concurrency))

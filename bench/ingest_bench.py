@@ -38,6 +38,9 @@ SAMPLES = [
 ]
 
 
+WARMUP = 200
+
+
 @dataclass(frozen=True)
 class Run:
     count: int
@@ -67,22 +70,28 @@ def make_messages(n: int, customers: int, seed: int = 7) -> list[InboundMessage]
     return messages
 
 
-async def _timed(concurrency: int, jobs: list, run_one) -> Run:
-    queue: asyncio.Queue = asyncio.Queue()
-    for job in jobs:
-        queue.put_nowait(job)
+async def _timed(concurrency: int, jobs: list, run_one, warmup: int = WARMUP) -> Run:
+    """Run `jobs` with `concurrency` workers; the first `warmup` jobs are not timed, so every
+    measurement starts with warm connections (prepared statements, catalog caches)."""
+    async def drain(batch: list, latencies: list[float]) -> None:
+        queue: asyncio.Queue = asyncio.Queue()
+        for job in batch:
+            queue.put_nowait(job)
+
+        async def worker() -> None:
+            while not queue.empty():
+                job = queue.get_nowait()
+                started = time.perf_counter()
+                await run_one(job)
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    await drain(jobs[:warmup], [])
     latencies: list[float] = []
-
-    async def worker() -> None:
-        while not queue.empty():
-            job = queue.get_nowait()
-            started = time.perf_counter()
-            await run_one(job)
-            latencies.append((time.perf_counter() - started) * 1000)
-
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Run(len(jobs), time.perf_counter() - started, latencies)
+    await drain(jobs[warmup:], latencies)
+    return Run(len(jobs) - warmup, time.perf_counter() - started, latencies)
 
 
 async def pipeline_run(pool: asyncpg.Pool, config: Config, messages: list[InboundMessage],
