@@ -77,6 +77,7 @@ def cmd_serve(settings: Settings) -> int:
     print(f"SMTP intake:   {settings.smtp_host}:{settings.smtp_port}", flush=True)
     if config.source == "built-in demo":
         print("Demo login:    aiko@example.com / demo  (also ben@, chie@, lena@example.com)", flush=True)
+        print("Demo API:      Authorization: Bearer demo-aiko  (demo-ben, demo-chie, demo-lena)", flush=True)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
     # embedded PostgreSQL be stopped by its exit hook when this is its last user.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

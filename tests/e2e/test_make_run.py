@@ -57,6 +57,8 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         listed = httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": "Bearer e2e-token"}, timeout=5)
         channels = {t["channel"] for t in listed.json()["tickets"]}
         assert {"api", "web", "email"} <= channels
+        as_aiko = httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": "Bearer demo-aiko"}, timeout=5)
+        assert as_aiko.status_code == 200 and as_aiko.json()["tickets"]
     except AssertionError as exc:
         log.seek(0)
         raise AssertionError(f"{exc}\n--- make run output ---\n{log.read()[-5000:]}") from exc
@@ -65,7 +67,7 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         log.seek(0)
         output = log.read()
         log.close()
-    assert "Support inbox:" in output and "aiko@example.com / demo" in output
+    assert "Support inbox:" in output and "aiko@example.com / demo" in output and "Bearer demo-aiko" in output
     assert process.returncode in (0, -signal.SIGTERM, 2), output[-3000:]
     assert not embedded_servers_for(tmp_path / "var" / "pg"), "the embedded PostgreSQL was left running"
 
