@@ -55,6 +55,9 @@ async def sync_from_config(conn: asyncpg.Connection, config: Config) -> None:
     """Create/update teams and agents named in config. Passwords are *initial*: set only when the
     agent has none yet, so a password changed in the app is not reset by a restart."""
     async with conn.transaction():
+        # Existing agent rows first, in id order: the order every multi-agent change locks them in.
+        await conn.execute("SELECT 1 FROM agents WHERE email = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                           [agent.email for agent in config.agents])
         for team in config.teams:
             await conn.execute("INSERT INTO teams (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", team.name)
         for agent in config.agents:

@@ -51,6 +51,7 @@ async def fill(pool: asyncpg.Pool, tickets: int) -> None:
             " SELECT id, 'first_response', 'normal', created_at, created_at, created_at, created_at"
             " FROM tickets WHERE status = 'solved'")
         await conn.execute("ANALYZE")
+        await conn.execute("RESET maintenance_work_mem")  # pooled connections keep no session state
 
 
 async def sla_scan_run(pool: asyncpg.Pool, config: Config, rounds: int = 30) -> dict[str, float]:

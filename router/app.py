@@ -178,17 +178,19 @@ def _reload_on_sighup(svc: Services, reload_config: Callable[[], Config]) -> Ite
     typo never takes the service down."""
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task] = set()
+    one_at_a_time = asyncio.Lock()  # two quick SIGHUPs apply in order; the last file read wins
 
     async def reload() -> None:
-        try:
-            config = reload_config()
-        except ConfigError as exc:
-            log.error("SIGHUP: configuration not applied:\n%s", "\n".join(exc.problems))
-            return
-        try:
-            await svc.apply_config(config)
-        except Exception:
-            log.exception("SIGHUP: configuration could not be applied")
+        async with one_at_a_time:
+            try:
+                config = reload_config()
+            except ConfigError as exc:
+                log.error("SIGHUP: configuration not applied:\n%s", "\n".join(exc.problems))
+                return
+            try:
+                await svc.apply_config(config)
+            except Exception:
+                log.exception("SIGHUP: configuration could not be applied")
 
     def on_sighup() -> None:
         task = loop.create_task(reload())
@@ -200,3 +202,5 @@ def _reload_on_sighup(svc: Services, reload_config: Callable[[], Config]) -> Ite
         yield
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
+        for task in pending:
+            task.cancel()

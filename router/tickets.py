@@ -89,8 +89,9 @@ async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_re
             " COALESCE(solved_at, created_at) DESC LIMIT 1 FOR UPDATE", customer_id)
         if own is not None and own["status"] in ACTIVE:
             return ThreadChoice("join", own)
-    # The named ticket decides when there is one; otherwise the customer's latest.
-    candidate = hinted or own
+    # A named solved ticket decides (reopen, or a new ticket linked to it when too old); a named
+    # closed one (e.g. merged into another thread) does not: the customer's latest does.
+    candidate = hinted if hinted is not None and hinted["status"] == "solved" else (own or hinted)
     if candidate is None:
         return ThreadChoice("new", None)
     solved_at = candidate["solved_at"]

@@ -138,6 +138,8 @@ async def recompute(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Re
                     now: datetime) -> None:
     """Priority (or anything policies match on) changed: running clocks follow the new policy,
     counted from when they started, with paused time still credited."""
+    if ticket["status"] not in ("open", "pending"):
+        return  # solved or closed: nothing is owed, a new policy changes nothing
     policy = policy_for(config, priority=ticket["priority"], tier=tier, channel=ticket["channel"],
                         topic=ticket["topic"])
     if policy is None or policy.name == ticket["sla_policy"]:
@@ -151,12 +153,12 @@ async def recompute(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Re
         if row["paused_at"] is not None:
             paused_for += elapsed_business_time(row["paused_at"], now, config.calendars[policy.calendar])
         await _set_times(conn, ticket["id"], target, policy, row["started_at"], paused_for, calendar_config=config)
-        if row["paused_at"] is not None:
-            await pause(conn, ticket["id"], now)
     if "resolution" not in running and ticket["solved_at"] is None:
         await _upsert_clock(conn, config, ticket["id"], policy, "resolution", ticket["created_at"])
     if "first_response" not in running and ticket["first_responded_at"] is None:
         await _upsert_clock(conn, config, ticket["id"], policy, "first_response", ticket["created_at"])
+    if ticket["status"] == "pending":  # every clock, old or just started, stands still while pending
+        await pause(conn, ticket["id"], now)
 
 
 async def clocks_json(conn: asyncpg.Connection, ticket_id: int) -> list[dict[str, Any]]:

@@ -221,3 +221,40 @@ async def test_long_plain_text_mail_is_accepted_truncated(config, pool, data_dir
     text = await pool.fetchval("SELECT body_text FROM messages WHERE external_id = 'big-1@example.net'")
     assert text.startswith("Here is the log:")
     assert text.endswith("[… truncated: the full text is in the original message]")
+
+
+async def test_priority_change_on_pending_ticket_keeps_every_clock_paused(client, auth, pool, config, clock):
+    cid = await pool.fetchval("INSERT INTO customers (name, tier) VALUES ('V', 'vip') RETURNING id")
+    await pool.execute("INSERT INTO customer_identities (customer_id, kind, value) VALUES ($1, 'email', $2)",
+                       cid, "v@example.net")
+    p = Pipeline(config, clock)
+    r = await p.ingest(pool, InboundMessage("api", (Identity("email", "v@example.net"),), "where is my parcel"))
+    assert await pool.fetchval("SELECT sla_policy FROM tickets WHERE id=$1", r.ticket_id) == "vip"
+    resp = await client.patch(f"/api/v1/tickets/{r.ticket_ref}", json={"status": "pending"}, headers=auth)
+    assert resp.status_code == 200, resp.text
+    resp = await client.patch(f"/api/v1/tickets/{r.ticket_ref}", json={"priority": "urgent"}, headers=auth)
+    assert resp.status_code == 200, resp.text
+    clock.advance(timedelta(hours=9))
+    async with pool.acquire() as conn, conn.transaction():
+        fired = await monitor.scan(conn, config, clock())
+    # the ticket waits on the customer the whole time: nothing may breach
+    assert not [e for e in fired if e.ticket_id == r.ticket_id], fired
+
+
+async def test_reference_to_merged_ticket_reopens_its_thread(client, auth, pool, config, clock):
+    p = Pipeline(config, clock)
+    a = await p.ingest(pool, InboundMessage("email", (Identity("email", "m@example.net"),), "parcel missing",
+                                            external_id="a1@x"))
+    clock.advance(timedelta(minutes=1))
+    b = await p.ingest(pool, InboundMessage("chat", (Identity("chat", "visitor-7"),), "parcel still missing"))
+    c = await pool.fetch("SELECT id FROM customers ORDER BY id")
+    resp = await client.post(f"/api/v1/customers/{c[0]['id']}/merge", json={"other": c[1]["id"]}, headers=auth)
+    assert resp.status_code == 200, resp.text
+    resp = await client.patch(f"/api/v1/tickets/{a.ticket_ref}", json={"status": "solved"}, headers=auth)
+    assert resp.status_code == 200, resp.text
+    clock.advance(timedelta(hours=1))  # well within the reopen window
+    d = await p.ingest(pool, InboundMessage("email", (Identity("email", "m@example.net"),), "it came back broken",
+                                            external_id="d1@x", subject=f"Re: [{b.ticket_ref}]",
+                                            ticket_number_hint=int(b.ticket_ref[2:])))
+    # SPEC 2.5: within the reopen window the solved thread (which holds T-b's messages) reopens
+    assert d.ticket_ref == a.ticket_ref and d.reopened, d
