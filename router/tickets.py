@@ -186,13 +186,14 @@ async def merge_active_threads(conn: asyncpg.Connection, config: Config, custome
         await events.record(conn, other["id"], "ticket.merged", {"into": ref(thread["number"])}, now)
     for agent_id in sorted(o["assignee_id"] for o in others if o["assignee_id"] is not None):
         await agent_store.release_load(conn, agent_id)  # in id order, like every multi-agent change
+    # The thread takes the highest priority of the merged tickets, and the merged customer's tier
+    # (a VIP record folded in makes the thread VIP): its SLA policy follows both.
     top = max((t["priority"] for t in active), key=("low", "normal", "high", "urgent").index)
-    if top != thread["priority"]:
-        tier = await conn.fetchval("SELECT tier FROM customers WHERE id = $1", customer_id)
-        updated = await conn.fetchrow(
-            f"UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1 RETURNING {TICKET_COLUMNS}",
-            thread["id"], top, now)
-        await clocks.recompute(conn, config, updated, tier, now)
+    tier = await conn.fetchval("SELECT tier FROM customers WHERE id = $1", customer_id)
+    updated = await conn.fetchrow(
+        f"UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1 RETURNING {TICKET_COLUMNS}",
+        thread["id"], top, now)
+    await clocks.recompute(conn, config, updated, tier, now)
     return thread["id"]
 
 

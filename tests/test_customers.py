@@ -53,3 +53,13 @@ async def test_merge_errors_are_json_problems(client, auth):
         assert set(response.json()) == {"error", "detail"}
     assert (await client.get("/api/v1/customers/999999", headers=auth)).status_code == 404
     assert (await client.post(f"/api/v1/customers/{customer}/merge", json={"other": 1})).status_code == 401
+
+
+async def test_merging_in_a_vip_record_moves_the_thread_to_the_vip_policy(client, auth, pool):
+    ref = await send(client, auth, "Where is my parcel?", email="plain@example.com")
+    assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["sla"]["policy"] == "normal"
+    keep = await customer_of(client, auth, ref)
+    vip = await pool.fetchval("INSERT INTO customers (name, tier) VALUES ('VIP record', 'vip') RETURNING id")
+    merged = await client.post(f"/api/v1/customers/{keep}/merge", json={"other": vip}, headers=auth)
+    assert merged.json()["tier"] == "vip"
+    assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["sla"]["policy"] == "vip"
