@@ -78,15 +78,32 @@ class Pipeline:
     async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str) -> IngestResult:
         now = self.clock()
         customer = await customers.resolve(conn, self.config, message.identities, message.sender_name, now)
-        choice = await tickets.choose_thread(
-            conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
-            now=now, reopen_window=self.config.service.reopen_window, new_customer=customer.is_new)
         found = classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words,
                          customer.tier)
         automated = message.auto_kind is not None
+        fields = dict(
+            channel=message.channel, direction="in", external_id=external_id, body_text=message.text,
+            now=message.received_at or now, sender_identity_id=customer.sender_identity_id,
+            sender_name=message.sender_name, subject=message.subject, body_html=message.html,
+            quoted_text=message.quoted_text, raw_ref=message.raw_ref, auto_kind=message.auto_kind,
+            metadata=message.metadata)
+        received = ("message.received", {"channel": message.channel, "auto": automated})
+
+        if not (automated or customer.is_new or message.thread_refs or message.ticket_number_hint is not None):
+            joined = await tickets.join_active_ticket(conn, customer.id, priority=found.priority, events=[received],
+                                                      **fields)
+            if joined is not None:
+                ticket = joined.ticket
+                await self._stored(conn, message, joined.message_id)
+                await self._customer_wrote(conn, ticket, customer, was_pending=ticket["previous_status"] == "pending",
+                                           previous_priority=ticket["previous_priority"], reopened=False, now=now)
+                return IngestResult(joined.message_id, ticket["id"], tickets.ref(ticket["number"]), duplicate=False)
+
+        choice = await tickets.choose_thread(
+            conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
+            now=now, reopen_window=self.config.service.reopen_window, new_customer=customer.is_new)
         policy = None
         happened: list[tuple[str, dict[str, object]]] = []
-
         if choice.action == "new":
             if not automated:
                 policy = clocks.policy_for(self.config, priority=found.priority, tier=customer.tier,
@@ -107,21 +124,12 @@ class Pipeline:
                                           priority=higher_priority(choice.ticket["priority"], found.priority))
             if wrote.reopen:
                 happened.append(("ticket.reopened", {"ref": tickets.ref(ticket["number"])}))
-        happened.append(("message.received", {"channel": message.channel, "auto": automated}))
+        happened.append(received)
 
-        inserted = await tickets.insert_message(
-            conn, ticket_id=ticket["id"], customer_id=customer.id, channel=message.channel, direction="in",
-            external_id=external_id, body_text=message.text, now=message.received_at or now,
-            sender_identity_id=customer.sender_identity_id, sender_name=message.sender_name,
-            subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
-            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata, events=happened,
-            customer_wrote=wrote)
-        if inserted.message_id is None:
-            raise _Redelivery
-        message_id = inserted.message_id
+        inserted = await tickets.insert_message(conn, ticket_id=ticket["id"], customer_id=customer.id,
+                                                events=happened, customer_wrote=wrote, **fields)
+        await self._stored(conn, message, inserted.message_id)
         ticket = inserted.ticket or ticket
-        if message.attachments:
-            await attachments.store(conn, self.config.settings.data_dir, message_id, message.attachments)
         if not automated:
             if choice.action != "join":
                 await self._route(conn, ticket, reopened=choice.action == "reopen", now=now)
@@ -130,14 +138,27 @@ class Pipeline:
                 await acks.queue_ack(conn, self.config, message=message, ticket=ticket, customer_id=customer.id,
                                      customer_timezone=customer.timezone, due=due, now=now)
             else:
-                if choice.action == "reopen":
-                    await clocks.reopen(conn, self.config, ticket, now)
-                await clocks.customer_wrote(conn, self.config, ticket, was_pending=choice.ticket["status"] == "pending",
-                                            now=now)
-                if ticket["priority"] != choice.ticket["priority"]:
-                    await clocks.recompute(conn, self.config, ticket, customer.tier, now)
-        return IngestResult(message_id, ticket["id"], tickets.ref(ticket["number"]), duplicate=False,
+                await self._customer_wrote(conn, ticket, customer, was_pending=choice.ticket["status"] == "pending",
+                                           previous_priority=choice.ticket["priority"],
+                                           reopened=choice.action == "reopen", now=now)
+        return IngestResult(inserted.message_id, ticket["id"], tickets.ref(ticket["number"]), duplicate=False,
                             new_ticket=choice.action == "new", reopened=choice.action == "reopen")
+
+    async def _stored(self, conn: asyncpg.Connection, message: InboundMessage, message_id: int | None) -> None:
+        """The message row exists (else this is a redelivery: undo everything); now its attachments."""
+        if message_id is None:
+            raise _Redelivery
+        if message.attachments:
+            await attachments.store(conn, self.config.settings.data_dir, message_id, message.attachments)
+
+    async def _customer_wrote(self, conn: asyncpg.Connection, ticket: asyncpg.Record, customer: customers.Customer,
+                              *, was_pending: bool, previous_priority: str, reopened: bool, now: datetime) -> None:
+        """SLA effects of a customer message on an existing ticket."""
+        if reopened:
+            await clocks.reopen(conn, self.config, ticket, now)
+        await clocks.customer_wrote(conn, self.config, ticket, was_pending=was_pending, now=now)
+        if ticket["priority"] != previous_priority:
+            await clocks.recompute(conn, self.config, ticket, customer.tier, now)
 
     async def _route(self, conn: asyncpg.Connection, ticket: asyncpg.Record, *, reopened: bool,
                      now: datetime) -> None:

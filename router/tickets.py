@@ -128,35 +128,69 @@ class Inserted:
     ticket: asyncpg.Record | None  # the updated ticket, with `customer_wrote`
 
 
-async def insert_message(conn: asyncpg.Connection, *, ticket_id: int, customer_id: int | None, channel: str,
-                         direction: str, external_id: str, body_text: str, now: datetime,
-                         sender_identity_id: int | None = None, author_agent_id: int | None = None,
-                         sender_name: str | None = None, subject: str | None = None,
-                         body_html: str | None = None, quoted_text: str | None = None,
-                         raw_ref: str | None = None, auto_kind: str | None = None,
-                         metadata: dict[str, Any] | None = None,
-                         events: Sequence[tuple[str, dict[str, Any]]] = (),
-                         customer_wrote: CustomerWrote | None = None) -> Inserted:
+_MESSAGE_INSERT = (
+    " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
+    "  sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
+    "  auto_kind, metadata, created_at)"
+    "  SELECT {ticket}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 {source}"
+    "  ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, ticket_id),"
+    " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
+    "  SELECT m.ticket_id, x.kind, x.payload || jsonb_build_object('message_id', m.id), $16"
+    "  FROM m, unnest($17::text[], $18::jsonb[]) AS x(kind, payload))"
+)
+"""The message and its events, as CTEs `m` and `e` (parameters $2-$18, the ticket from the caller)."""
+
+
+def _message_args(customer_id: int | None, channel: str, direction: str, external_id: str, body_text: str,
+                  now: datetime, sender_identity_id: int | None = None, author_agent_id: int | None = None,
+                  sender_name: str | None = None, subject: str | None = None, body_html: str | None = None,
+                  quoted_text: str | None = None, raw_ref: str | None = None, auto_kind: str | None = None,
+                  metadata: dict[str, Any] | None = None,
+                  events: Sequence[tuple[str, dict[str, Any]]] = ()) -> tuple[Any, ...]:
+    return (customer_id, channel, direction, external_id, sender_identity_id, author_agent_id, sender_name,
+            subject, body_text, body_html, quoted_text, raw_ref, auto_kind, metadata or {}, now,
+            [kind for kind, _ in events], [payload for _, payload in events])
+
+
+async def insert_message(conn: asyncpg.Connection, *, ticket_id: int, customer_wrote: CustomerWrote | None = None,
+                         **message: Any) -> Inserted:
     """Insert a message, the events that go with it (each payload gets the new `message_id`) and,
-    with `customer_wrote`, the ticket update — in one statement, one round trip."""
+    with `customer_wrote`, the ticket update — in one statement, one round trip. `message` takes
+    the keyword arguments of `_message_args`."""
     row = await conn.fetchrow(
         "WITH t AS (UPDATE tickets SET last_customer_message_at = $16, updated_at = $16, priority = $20,"
         "  status = CASE WHEN status = 'pending' OR $21 THEN 'open' ELSE status END,"
         f"  solved_at = CASE WHEN $21 THEN NULL ELSE solved_at END WHERE id = $1 AND $19 RETURNING {TICKET_COLUMNS}),"
-        " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
-        "  sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
-        "  auto_kind, metadata, created_at)"
-        "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        "  ON CONFLICT (channel, external_id) DO NOTHING RETURNING id),"
-        " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
-        "  SELECT $1, x.kind, x.payload || jsonb_build_object('message_id', m.id), $16"
-        "  FROM m, unnest($17::text[], $18::jsonb[]) AS x(kind, payload))"
-        " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM (SELECT 1) AS one LEFT JOIN t ON true",
-        ticket_id, customer_id, channel, direction, external_id, sender_identity_id, author_agent_id,
-        sender_name, subject, body_text, body_html, quoted_text, raw_ref, auto_kind, metadata or {}, now,
-        [kind for kind, _ in events], [payload for _, payload in events], customer_wrote is not None,
+        + _MESSAGE_INSERT.format(ticket="$1::bigint", source="")
+        + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM (SELECT 1) AS one LEFT JOIN t ON true",
+        ticket_id, *_message_args(**message), customer_wrote is not None,
         customer_wrote.priority if customer_wrote else None, bool(customer_wrote and customer_wrote.reopen))
     return Inserted(row["inserted_message_id"], row if customer_wrote is not None else None)
+
+
+_QUALIFIED_TICKET_COLUMNS = ", ".join(f"tickets.{c.strip()}" for c in TICKET_COLUMNS.split(","))
+
+
+async def join_active_ticket(conn: asyncpg.Connection, customer_id: int, *, priority: str,
+                             **message: Any) -> Inserted | None:
+    """The most common message of all: a follow-up while the customer has an active ticket. One
+    statement locks that ticket, opens it (a pending one comes back), raises its priority to
+    `priority` if higher, and stores the message with its events. None when the customer has no
+    active ticket: then the general threading rules (`choose_thread`) decide. The returned ticket
+    carries `previous_status` and `previous_priority`."""
+    row = await conn.fetchrow(
+        "WITH cand AS (SELECT id, status, priority FROM tickets WHERE customer_id = $1"
+        "  AND status IN ('open', 'pending') ORDER BY created_at DESC LIMIT 1 FOR UPDATE),"
+        " t AS (UPDATE tickets SET last_customer_message_at = $16, updated_at = $16, status = 'open',"
+        "  priority = CASE WHEN array_position(ARRAY['low', 'normal', 'high', 'urgent'], $19::text)"
+        "   > array_position(ARRAY['low', 'normal', 'high', 'urgent'], tickets.priority)"
+        "   THEN $19 ELSE tickets.priority END"
+        f"  FROM cand WHERE tickets.id = cand.id RETURNING {_QUALIFIED_TICKET_COLUMNS},"
+        "  cand.status AS previous_status, cand.priority AS previous_priority),"
+        + _MESSAGE_INSERT.format(ticket="t.id", source="FROM t")
+        + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM t",
+        customer_id, *_message_args(customer_id=customer_id, **message), priority)
+    return None if row is None else Inserted(row["inserted_message_id"], row)
 
 
 async def find_message(conn: asyncpg.Connection, channel: str, external_id: str) -> asyncpg.Record | None:
