@@ -151,3 +151,19 @@ async def test_alerts_queued_for_slack_once_per_target_and_kind(fast_client, fas
         ("resolution", "warning")]
     assert all(a["payload"]["ticket_ref"] == ref for a in alerts)
     assert len(events) == 4
+
+
+async def test_urgent_follow_up_escalates_the_ticket_and_its_policy(client, auth, clock):
+    body = {"channel": "api", "sender": {"email": "esc@example.jp"}, "text": "配送について教えてください"}
+    ref = (await client.post("/api/v1/messages", headers=auth, json=body)).json()["ticket_ref"]
+    assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["sla"]["policy"] == "normal"
+    clock.advance(timedelta(minutes=10))
+    follow_up = {**body, "text": "至急お願いします！"}
+    assert (await client.post("/api/v1/messages", headers=auth, json=follow_up)).json()["ticket_ref"] == ref
+    detail = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
+    assert (detail["priority"], detail["sla"]["policy"]) == ("urgent", "urgent")
+    first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
+    assert datetime.fromisoformat(first["due_at"]) == clock() - timedelta(minutes=10) + timedelta(hours=1)
+    calm = {**body, "text": "ありがとうございます"}
+    await client.post("/api/v1/messages", headers=auth, json=calm)
+    assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["priority"] == "urgent"  # never lowered
