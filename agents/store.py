@@ -8,7 +8,6 @@ pushing an agent past capacity; here are only the unconditional changes (`add_lo
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,10 +44,6 @@ class AgentIdentity:
 def token_digest(token: str) -> str:
     """Agent tokens are random and long, so a plain SHA-256 is enough to avoid storing them."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 async def sync_from_config(conn: asyncpg.Connection, config: Config) -> None:
