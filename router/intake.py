@@ -59,7 +59,7 @@ async def post_support(request: Request) -> Response:
     service = svc.config.service
     svc.form_limiter.check(client_address(request))
     wants_json = request.headers.get("content-type", "").startswith("application/json")
-    limit = service.max_attachment_bytes * max(service.max_attachments, 1) + 1024 * 1024
+    limit = service.max_message_bytes  # the same bound as a mail, attachments included
     declared = request.headers.get("content-length", "")
     if not (declared.isascii() and declared.isdigit()):
         # Without a length, the multipart parser would spool file parts to disk unbounded.
