@@ -239,3 +239,10 @@ async def test_ticket_list_keyset_pages(client, auth):
     bad = await client.get("/api/v1/tickets", params={"cursor": "%%%"}, headers=auth)
     assert bad.status_code == 422
     assert (await client.get("/api/v1/tickets")).status_code == 401
+
+
+async def test_web_form_over_the_message_size_limit_is_refused(client, pool):
+    files = [("attachments", ("big.bin", b"x" * (11 * 1024 * 1024), "application/octet-stream"))]
+    response = await client.post("/support", data={"email": "big@example.com", "message": "see file"}, files=files)
+    assert response.status_code == 413
+    assert await count(pool, "messages") == 0
