@@ -16,8 +16,7 @@ from pathlib import Path
 import aiosmtplib
 import asyncpg
 
-from channels.smtp import IntakeHandler, start_server
-from router import attachments
+from channels.smtp import pipeline_handler, start_server
 from router.config import Config
 from router.pipeline import Pipeline
 
@@ -70,13 +69,7 @@ async def run(pool: asyncpg.Pool, config: Config, data_dir: Path, count: int = 2
               clients: int = 8, warmup: int = 200) -> dict[str, float]:
     pipeline = Pipeline(config)
 
-    async def ingest(message):
-        return await pipeline.ingest(pool, message)
-
-    async def store_raw(raw: bytes) -> str:
-        return await attachments.store_raw(data_dir, raw)
-
-    server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", 0,
+    server = await start_server(pipeline_handler(config, pool, lambda: pipeline), "127.0.0.1", 0,
                                 hostname="example.com")
     port = server.sockets[0].getsockname()[1]
     context = multiprocessing.get_context("spawn")

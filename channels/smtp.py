@@ -13,13 +13,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email_parse import ParsedEmail, fingerprint, parse_email
+from router import attachments
 from router.config import Config
 from router.errors import DATABASE_DOWN_ERRORS, RouterError
 from router.inbound import Identity, InboundAttachment, InboundMessage, email_identity, storable
-from router.pipeline import MAX_TEXT_CHARS, IngestResult
+from router.pipeline import MAX_TEXT_CHARS, IngestResult, Pipeline
 from router.tickets import REF_PATTERN
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,21 @@ class IntakeSMTP(SMTP):
         if match and ".." not in match.group(1) and not match.group(1).startswith("."):
             return match.group(1), match.group(2).lstrip()
         return super()._getaddr(arg)
+
+
+def pipeline_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[], Pipeline]) -> IntakeHandler:
+    """The intake handler as `router serve` runs it: messages go through `pipeline()` (read per
+    message, so a reloaded configuration applies) and raw mail is kept in the data dir."""
+    async def ingest(message: InboundMessage) -> IngestResult:
+        return await pipeline().ingest(pool, message)
+
+    handler: IntakeHandler
+
+    async def store_raw(raw: bytes) -> str:
+        return await attachments.store_raw(handler.config.settings.data_dir, raw)
+
+    handler = IntakeHandler(config, ingest, store_raw)
+    return handler
 
 
 async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str) -> asyncio.Server:

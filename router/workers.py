@@ -7,8 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agents import assignment
-from channels.smtp import IntakeHandler, start_server
-from router import attachments
+from channels.smtp import pipeline_handler, start_server
 from router.app import Services, Worker
 from router.config import Config
 from router.errors import DATABASE_DOWN_ERRORS
@@ -77,14 +76,7 @@ async def queue_worker(svc: Services) -> None:
 
 async def smtp_worker(svc: Services) -> None:
     settings = svc.config.settings
-
-    async def ingest(message):
-        return await svc.pipeline.ingest(svc.require_pool(), message)
-
-    async def store_raw(raw: bytes) -> str:
-        return await attachments.store_raw(settings.data_dir, raw)
-
-    handler = IntakeHandler(svc.config, ingest, store_raw)
+    handler = pipeline_handler(svc.config, svc.require_pool(), lambda: svc.pipeline)
     svc.config_listeners.append(handler.reconfigure)
     server = await start_server(handler, settings.smtp_host, settings.smtp_port,
                                 hostname=svc.config.service.support_address.partition("@")[2])

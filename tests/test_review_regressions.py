@@ -9,8 +9,7 @@ import asyncpg
 import pytest
 
 from agents import assignment
-from channels.smtp import IntakeHandler, start_server
-from router import attachments
+from channels.smtp import pipeline_handler, start_server
 from router.config import ConfigError, demo_config_text, parse_config
 from router.inbound import Identity, InboundMessage
 from router.pipeline import Pipeline
@@ -62,17 +61,12 @@ async def test_reference_to_old_ticket_joins_the_open_one(pool, config, clock):
     assert c.ticket_ref == b.ticket_ref and active == 1
 
 
-async def test_null_envelope_sender_is_not_acknowledged(config, pool, data_dir, clock):
+async def test_null_envelope_sender_is_not_acknowledged(config, pool, clock):
     p = Pipeline(config, clock)
 
-    async def ingest(m):
-        return await p.ingest(pool, m)
-
-    async def store_raw(raw):
-        return await attachments.store_raw(data_dir, raw)
-
+    handler = pipeline_handler(config, pool, lambda: p)
     port = free_port()
-    server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", port,
+    server = await start_server(handler, "127.0.0.1", port,
                                 hostname="example.com")
     raw = (b"From: Jo <jo@example.net>\r\nTo: support@example.com\r\nSubject: hello\r\n"
            b"Message-ID: <nullsender-1@example.net>\r\n\r\nI am away until Monday.\r\n")
@@ -198,17 +192,11 @@ async def test_ack_message_ids_cannot_be_guessed_to_join_a_strangers_ticket(pool
     assert colleague.ticket_ref == victim.ticket_ref  # a reply to our real mail still threads
 
 
-async def test_long_plain_text_mail_is_accepted_truncated(config, pool, data_dir, clock):
+async def test_long_plain_text_mail_is_accepted_truncated(config, pool, clock):
     from aiosmtpd.smtp import Envelope
     p = Pipeline(config, clock)
 
-    async def ingest(m):
-        return await p.ingest(pool, m)
-
-    async def store_raw(raw):
-        return await attachments.store_raw(data_dir, raw)
-
-    handler = IntakeHandler(config, ingest, store_raw)
+    handler = pipeline_handler(config, pool, lambda: p)
     log = ("ERROR 2026-11-25 stack frame at module.function line 42\r\n" * 5000).encode()  # ~290 KB, < 10 MB limit
     raw = (b"From: dev@example.net\r\nTo: support@example.com\r\nSubject: crash log\r\n"
            b"Message-ID: <big-1@example.net>\r\n\r\nHere is the log:\r\n" + log)

@@ -11,8 +11,8 @@ from aiosmtpd.smtp import SMTP, Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.smtp import IntakeHandler, IntakeSMTP
-from router import attachments, db
+from channels.smtp import IntakeSMTP, pipeline_handler
+from router import db
 from router.pipeline import Pipeline
 
 FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "email").glob("*.eml"))
@@ -46,18 +46,12 @@ def malformed_mail(draw) -> bytes:
     return bytes(data)
 
 
-def test_malformed_mime_never_crashes_and_250_means_stored(database, config, data_dir):
+def test_malformed_mime_never_crashes_and_250_means_stored(database, config):
     loop = asyncio.new_event_loop()
     pool = loop.run_until_complete(db.create_pool(database, min_size=1, max_size=2))
     pipeline = Pipeline(config)
 
-    async def ingest(message):
-        return await pipeline.ingest(pool, message)
-
-    async def store_raw(raw: bytes) -> str:
-        return await attachments.store_raw(data_dir, raw)
-
-    handler = IntakeHandler(config, ingest, store_raw)
+    handler = pipeline_handler(config, pool, lambda: pipeline)
 
     async def deliver(raw: bytes) -> tuple[str, int]:
         envelope = Envelope()

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from agents import store as agent_store
-from channels.smtp import IntakeHandler, start_server
-from router import attachments, db
+from channels.smtp import pipeline_handler, start_server
+from router import db
 from router.app import create_app
 from tests.conftest import API_TOKEN, free_port
 
@@ -90,18 +90,12 @@ async def test_http_503_with_retry_after_then_retry_stored_once(stoppable, down_
     assert await count_messages(down_pool) == 1
 
 
-async def test_smtp_451_mid_session_then_retry_stored_once(stoppable, down_pool, config, clock, data_dir):
+async def test_smtp_451_mid_session_then_retry_stored_once(stoppable, down_pool, config, clock):
     app = create_app(config, pool=down_pool, clock=clock)
     pipeline = app.state.services.pipeline
 
-    async def ingest(message):
-        return await pipeline.ingest(down_pool, message)
-
-    async def store_raw(raw: bytes) -> str:
-        return await attachments.store_raw(data_dir, raw)
-
     port = free_port()
-    server = await start_server(IntakeHandler(config, ingest, store_raw), "127.0.0.1", port,
+    server = await start_server(pipeline_handler(config, down_pool, lambda: pipeline), "127.0.0.1", port,
                                 hostname="example.com")
     message = EmailMessage()
     message["From"] = "Retry <retry@customer.example>"

@@ -12,8 +12,7 @@ from email.utils import make_msgid
 
 import pytest
 
-from channels.smtp import IntakeHandler, start_server
-from router import attachments
+from channels.smtp import pipeline_handler, start_server
 from router.outbox import Dispatcher
 from router.workers import senders_for
 from tests.conftest import free_port
@@ -25,18 +24,11 @@ async def mail_config(config, sink):
 
 
 @pytest.fixture
-async def intake(mail_config, app, pool, data_dir):
+async def intake(mail_config, app, pool):
     svc = app.state.services
     svc.config = mail_config
-
-    async def ingest(message):
-        return await svc.pipeline.ingest(pool, message)
-
-    async def store_raw(raw: bytes) -> str:
-        return await attachments.store_raw(data_dir, raw)
-
     port = free_port()
-    server = await start_server(IntakeHandler(mail_config, ingest, store_raw), "127.0.0.1", port,
+    server = await start_server(pipeline_handler(mail_config, pool, lambda: svc.pipeline), "127.0.0.1", port,
                                 hostname="example.com")
     yield port
     server.close()
