@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from router.config import Config
-from router.inbound import InboundMessage, email_identity
-from router.pipeline import Pipeline
+from router.core.inbound import InboundMessage, email_identity
+from router.core.pipeline import Pipeline
 
 SAMPLES = [
     ("My invoice shows the wrong amount, please refund the difference", "Invoice problem"),

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 
 from router.app import create_app
-from router.clock import ManualClock
+from router.core.clock import ManualClock
 from router.config import Config
 from sla import monitor
 

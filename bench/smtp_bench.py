@@ -16,9 +16,9 @@ from pathlib import Path
 import aiosmtplib
 import asyncpg
 
-from channels.smtp import pipeline_handler, start_server
+from channels.email.intake import pipeline_handler, start_server
 from router.config import Config
-from router.pipeline import Pipeline
+from router.core.pipeline import Pipeline
 
 SUBJECTS = ["請求について", "Login error", "配送が届かない", "Refund request", "お問い合わせ"]
 BODIES = ["請求書の金額が間違っています。ご確認ください。", "I get an error when I try to login.",

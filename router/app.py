@@ -18,13 +18,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from agents import store as agent_store
-from router import api, db, intake
-from router.clock import Clock, system_clock
+from router import db
+from router.web import intake
+from router.web.api import tickets as api
+from router.core.clock import Clock, system_clock
 from router.config import Config, ConfigError
-from router.errors import BAD_VALUE_ERRORS, DATABASE_DOWN_ERRORS, InvalidInput, RouterError, ServiceUnavailable
-from router.http import RateLimiter, error_response, problem
+from router.core.errors import BAD_VALUE_ERRORS, DATABASE_DOWN_ERRORS, InvalidInput, RouterError, ServiceUnavailable
+from router.web.http import RateLimiter, error_response, problem
 from router.metrics import Metrics
-from router.pipeline import Pipeline
+from router.core.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agents import assignment
-from channels.smtp import pipeline_handler, start_server
+from channels.email.intake import pipeline_handler, start_server
 from router.app import Services, Worker
 from router.config import Config
-from router.errors import DATABASE_DOWN_ERRORS
-from router.outbox import Dispatcher, Sender
+from router.core.errors import DATABASE_DOWN_ERRORS
+from router.core.store.outbox import Dispatcher, Sender
 from sla import monitor
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def senders_for(config: Config) -> dict[str, Sender]:
     """One sender per channel we can deliver on with this configuration."""
     senders: dict[str, Sender] = {}
     if config.settings.smtp_relay:
-        from channels.email_send import EmailSender
+        from channels.email.send import EmailSender
 
         senders["email"] = EmailSender(config)
     return senders

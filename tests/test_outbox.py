@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from router import outbox
+from router.core.store import outbox
 from router.metrics import Metrics
-from router.outbox import MAX_ATTEMPTS, Dispatcher
+from router.core.store.outbox import MAX_ATTEMPTS, Dispatcher
 from router.workers import senders_for
 from tests.conftest import free_port
 

@@ -9,10 +9,10 @@ import asyncpg
 import pytest
 
 from agents import assignment
-from channels.smtp import pipeline_handler, start_server
+from channels.email.intake import pipeline_handler, start_server
 from router.config import ConfigError, demo_config_text, parse_config
-from router.inbound import Identity, InboundMessage
-from router.pipeline import Pipeline
+from router.core.inbound import Identity, InboundMessage
+from router.core.pipeline import Pipeline
 from sla import monitor
 from tests.conftest import free_port
 

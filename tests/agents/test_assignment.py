@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from agents import assignment
 from router import db
-from router.inbound import InboundMessage, email_identity
-from router.pipeline import Pipeline
+from router.core.inbound import InboundMessage, email_identity
+from router.core.pipeline import Pipeline
 
 
 def message(text: str, email: str, **kw) -> InboundMessage:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from agents import store as agent_store
-from channels.smtp import pipeline_handler, start_server
+from channels.email.intake import pipeline_handler, start_server
 from router import db
 from router.app import create_app
 from tests.conftest import API_TOKEN, free_port

@@ -12,8 +12,8 @@ from email.utils import make_msgid
 
 import pytest
 
-from channels.smtp import pipeline_handler, start_server
-from router.outbox import Dispatcher
+from channels.email.intake import pipeline_handler, start_server
+from router.core.store.outbox import Dispatcher
 from router.workers import senders_for
 from tests.conftest import free_port
 

@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from channels import webform
-from channels.api import parse_integration_message
-from router.errors import InvalidInput, LengthRequired, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
-from router.http import client_address, read_json_object
-from router.inbound import InboundMessage
-from router.pipeline import IngestResult
+from channels.webform import form as webform
+from channels.api.adapter import parse_integration_message
+from router.core.errors import InvalidInput, LengthRequired, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
+from router.web.http import client_address, read_json_object
+from router.core.inbound import InboundMessage
+from router.core.pipeline import IngestResult
 
 
 def _services(request: Request):

@@ -16,10 +16,11 @@ from starlette.routing import Route
 from agents import assignment
 from agents import store as agent_store
 from agents.store import AgentIdentity
-from router import customers, events, replies, tickets
+from router.core.actions import replies
+from router.core.store import customers, events, tickets
 from router.config import PRIORITIES
-from router.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from router.http import db_id, read_json_object, text_value
+from router.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from router.web.http import db_id, read_json_object, text_value
 
 log = logging.getLogger(__name__)
 

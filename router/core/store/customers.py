@@ -14,10 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from router import events, tickets
+from router.core.store import events, tickets
 from router.config import Config
-from router.errors import Conflict, InvalidInput, NotFound
-from router.inbound import Identity
+from router.core.errors import Conflict, InvalidInput, NotFound
+from router.core.inbound import Identity
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from router import events
-from router.clock import Clock
+from router.core.store import events
+from router.core.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,13 @@ import asyncpg
 
 from agents import assignment
 from agents import store as agent_store
-from router import acks, attachments, customers, tickets
-from router.classify import classify, higher_priority
-from router.clock import Clock, system_clock
+from router.core import acks
+from router.core.store import attachments, customers, tickets
+from router.core.classify import classify, higher_priority
+from router.core.clock import Clock, system_clock
 from router.config import Config
-from router.errors import InvalidInput
-from router.inbound import InboundMessage, storable_text
+from router.core.errors import InvalidInput
+from router.core.inbound import InboundMessage, storable_text
 from sla import clocks
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from channels.email_parse import ParsedEmail, fingerprint, parse_email
-from router import attachments
+from channels.email.parse import ParsedEmail, fingerprint, parse_email
+from router.core.store import attachments
 from router.config import Config
-from router.errors import DATABASE_DOWN_ERRORS, RouterError
-from router.inbound import Identity, InboundAttachment, InboundMessage, email_identity, storable
-from router.pipeline import MAX_TEXT_CHARS, IngestResult, Pipeline
-from router.tickets import REF_PATTERN
+from router.core.errors import DATABASE_DOWN_ERRORS, RouterError
+from router.core.inbound import Identity, InboundAttachment, InboundMessage, email_identity, storable
+from router.core.pipeline import MAX_TEXT_CHARS, IngestResult, Pipeline
+from router.core.store.tickets import REF_PATTERN
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from agents import store as agent_store
-from router import events
+from router.core.store import events
 from router.config import Config
 from sla import clocks
 

@@ -13,16 +13,16 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from router.errors import InvalidInput, PayloadTooLarge
-from router.http import text_value
-from router.inbound import InboundAttachment, InboundMessage, email_identity
+from router.core.errors import InvalidInput, PayloadTooLarge
+from router.web.http import text_value
+from router.core.inbound import InboundAttachment, InboundMessage, email_identity
 
 HONEYPOT_FIELD = "website"
 MAX_NAME = 200
 MAX_SUBJECT = 300
 MAX_MESSAGE = 20_000
 
-_templates = Environment(loader=PackageLoader("channels", "templates"), autoescape=select_autoescape())
+_templates = Environment(loader=PackageLoader("channels.webform", "templates"), autoescape=select_autoescape())
 
 TEXTS = {
     "en": {

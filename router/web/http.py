@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from router.errors import InvalidInput, MalformedBody, PayloadTooLarge, RateLimited, RouterError, ServiceUnavailable
-from router.inbound import storable_text
+from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RateLimited, RouterError, ServiceUnavailable
+from router.core.inbound import storable_text
 
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5

@@ -11,11 +11,11 @@ from aiosmtpd.smtp import SMTP, Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.smtp import IntakeSMTP, pipeline_handler
+from channels.email.intake import IntakeSMTP, pipeline_handler
 from router import db
-from router.pipeline import Pipeline
+from router.core.pipeline import Pipeline
 
-FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "email").glob("*.eml"))
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.eml"))
 SEEDS = [path.read_bytes() for path in FIXTURES]
 
 header_soup = st.lists(st.sampled_from([

@@ -7,10 +7,10 @@ from datetime import datetime
 
 import asyncpg
 
-from router.acks import REPLY_CHANNEL
+from router.core.acks import REPLY_CHANNEL
 from router.config import Config
-from router.errors import InvalidInput
-from router.outbound import queue_outbound
+from router.core.errors import InvalidInput
+from router.core.outbound import queue_outbound
 from sla import clocks
 
 MAX_REPLY_CHARS = 50_000

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from router.config import Config
-from router.inbound import InboundMessage
-from router.outbound import queue_outbound
+from router.core.inbound import InboundMessage
+from router.core.outbound import queue_outbound
 
 DEFAULT_TEMPLATES = {
     "ack": {

@@ -1,4 +1,4 @@
-"""channels.email_parse: the fixture corpus, targeted behaviour, and fuzzing for "never raises"."""
+"""channels.email.parse: the fixture corpus, targeted behaviour, and fuzzing for "never raises"."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.email_parse import ParsedAttachment, ParsedEmail, fingerprint, parse_email
+from channels.email.parse import ParsedAttachment, ParsedEmail, fingerprint, parse_email
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "email"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CORPUS = sorted(FIXTURES.glob("*.eml"))
 STR_FIELDS = ("subject", "text", "new_text", "quoted_text", "signature")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from router.inbound import InboundAttachment
+from router.core.inbound import InboundAttachment
 
 
 def blob_path(data_dir: Path, sha256: str) -> Path:
