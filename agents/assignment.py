@@ -8,12 +8,19 @@ Concurrency (several `router serve` processes on one database):
   snapshot the pure decision saw was stale. A refused slot just means "decide again without them".
 Row locks rather than advisory locks: they are released with the transaction on every path and
 need no key scheme.
+
+Taking a slot writes the agent's load, the ticket's assignee, the routing log and the event in one
+statement (`_ASSIGN_SQL`): they must commit together, and this is the ingest hot path. This module
+is therefore the writer of `tickets.assignee_id`; the rest of the ticket row belongs to the core's
+ticket store.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 import asyncpg
 
@@ -35,10 +42,6 @@ _CANDIDATES_SQL = (
     "SELECT a.id, a.skills, a.languages, a.status, a.load, a.capacity, a.last_assigned_at, a.role, t.name AS team"
     " FROM agents a LEFT JOIN teams t ON t.id = a.team_id"
 )
-_PREVIOUS_AGENT_SQL = (
-    "SELECT assignee_id FROM tickets WHERE customer_id = $1 AND id <> $2 AND assignee_id IS NOT NULL"
-    " ORDER BY updated_at DESC LIMIT 1"
-)
 _ASSIGN_SQL = (
     "WITH slot AS (UPDATE agents SET load = load + 1, last_assigned_at = $3"
     "  WHERE id = $2 AND ($6 OR (status = 'online' AND load < capacity)) RETURNING id),"
@@ -49,6 +52,30 @@ _ASSIGN_SQL = (
     " SELECT $1, 'ticket.assigned', jsonb_build_object('agent_id', $2::bigint, 'action', $4::text), $3 FROM slot"
     " RETURNING 1"
 )
+
+
+class RoutableTicket(Protocol):
+    """What routing needs to know about a ticket (the core's `Ticket` has these fields)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def customer_id(self) -> int: ...
+    @property
+    def team_id(self) -> int | None: ...
+    @property
+    def skill(self) -> str | None: ...
+    @property
+    def language(self) -> str: ...
+
+
+class AssignedTicket(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def assignee_id(self) -> int | None: ...
 
 
 def _snapshot(row: asyncpg.Record) -> AgentSnapshot:
@@ -64,28 +91,36 @@ async def available_agents(conn: asyncpg.Connection) -> list[AgentSnapshot]:
     return [_snapshot(row) for row in rows]
 
 
-async def needs_of(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketNeeds:
-    """Skill and language from classification; continuity from the customer's last assigned agent."""
-    row = await conn.fetchrow(
-        f"SELECT (SELECT name FROM teams WHERE id = $3) AS team, ({_PREVIOUS_AGENT_SQL}) AS previous_agent_id",
-        ticket["customer_id"], ticket["id"], ticket["team_id"])
-    return TicketNeeds(skill=ticket["skill"], language=ticket["language"], team=row["team"],
-                       previous_agent_id=row["previous_agent_id"])
+_NEEDS_SQL = (
+    "SELECT x.ticket_id, (SELECT name FROM teams WHERE id = x.team_id) AS team,"
+    " (SELECT assignee_id FROM tickets p WHERE p.customer_id = x.customer_id AND p.id <> x.ticket_id"
+    "  AND p.assignee_id IS NOT NULL ORDER BY p.updated_at DESC LIMIT 1) AS previous_agent_id"
+    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS x(ticket_id, customer_id, team_id)"
+)
+"""Per ticket: its team's name, and the agent who last helped the customer on another ticket (continuity)."""
+
+
+async def _needs(conn: asyncpg.Connection, tickets: Sequence[RoutableTicket]) -> dict[int, TicketNeeds]:
+    """The needs of many tickets in one round trip."""
+    rows = await conn.fetch(_NEEDS_SQL, [t.id for t in tickets], [t.customer_id for t in tickets],
+                            [t.team_id for t in tickets])
+    found = {row["ticket_id"]: row for row in rows}
+    return {t.id: TicketNeeds(skill=t.skill, language=t.language, team=found[t.id]["team"],
+                              previous_agent_id=found[t.id]["previous_agent_id"]) for t in tickets}
 
 
 async def _needs_and_candidates(conn: asyncpg.Connection,
-                                ticket: asyncpg.Record) -> tuple[TicketNeeds, list[AgentSnapshot]]:
+                                ticket: RoutableTicket) -> tuple[TicketNeeds, list[AgentSnapshot]]:
     """One round trip for the ticket's needs and the agents whose skills, language and team fit,
     whatever their status: the pure decision needs the unavailable ones too, to say why a ticket waits."""
     rows = await conn.fetch(
-        "WITH need AS (SELECT (SELECT name FROM teams WHERE id = $3) AS team,"
-        f" ({_PREVIOUS_AGENT_SQL}) AS previous_agent_id)"
+        f"WITH need AS ({_NEEDS_SQL})"
         " SELECT need.team AS ticket_team, need.previous_agent_id, c.* FROM need LEFT JOIN LATERAL ("
         + _CANDIDATES_SQL + " WHERE ($4::text IS NULL OR $4 = ANY(a.skills))"
         " AND ($5::text IS NULL OR $5 = ANY(a.languages)) AND (need.team IS NULL OR t.name = need.team)"
         " AND a.role <> 'lead') c ON true",
-        ticket["customer_id"], ticket["id"], ticket["team_id"], ticket["skill"], ticket["language"])
-    needs = TicketNeeds(skill=ticket["skill"], language=ticket["language"], team=rows[0]["ticket_team"],
+        [ticket.id], [ticket.customer_id], [ticket.team_id], ticket.skill, ticket.language)
+    needs = TicketNeeds(skill=ticket.skill, language=ticket.language, team=rows[0]["ticket_team"],
                         previous_agent_id=rows[0]["previous_agent_id"])
     return needs, [_snapshot(row) for row in rows if row["id"] is not None]
 
@@ -109,38 +144,50 @@ async def _log_unassigned(conn: asyncpg.Connection, ticket_id: int, action: str,
         ticket_id, action, agent_id, actor_id, reason, now)
 
 
-async def route_ticket(conn: asyncpg.Connection, ticket: asyncpg.Record, now: datetime) -> RoutingDecision:
+async def route_ticket(conn: asyncpg.Connection, ticket: RoutableTicket, now: datetime) -> RoutingDecision:
     """Route a locked, unassigned ticket: assign the best agent or record why it waits in the queue."""
     needs, candidates = await _needs_and_candidates(conn, ticket)
     for _ in range(MAX_RETRIES):
         decision = choose_agent(needs, candidates)
         if decision.agent_id is None:
             break
-        if await _take_and_assign(conn, ticket["id"], decision, now):
+        if await _take_and_assign(conn, ticket.id, decision, now):
             return decision
         # Someone else filled this agent's last slot since the snapshot: decide again without them.
         candidates = [replace(c, load=c.capacity) if c.id == decision.agent_id else c for c in candidates]
     else:
         decision = RoutingDecision(None, "queued: every eligible agent filled up while routing")
-    await _log_unassigned(conn, ticket["id"], "queued", decision.reason, now)
+    await _log_unassigned(conn, ticket.id, "queued", decision.reason, now)
     return decision
 
 
-async def drain_queue(pool: asyncpg.Pool, now: datetime) -> int:
-    """Assign waiting tickets to agents who can now take them: highest priority first, then oldest.
-    Returns how many were assigned."""
+@dataclass(frozen=True)
+class _Waiting:
+    id: int
+    customer_id: int
+    team_id: int | None
+    skill: str | None
+    language: str
+
+
+async def drain_queue(pool: asyncpg.Pool, now: datetime, urgency_order: Sequence[str]) -> int:
+    """Assign waiting tickets to agents who can now take them: most urgent first (`urgency_order`
+    lists the priorities, most urgent first), then oldest. Returns how many were assigned."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            "SELECT t.id, t.customer_id, t.team_id, t.skill, t.language, t.priority, t.created_at FROM tickets t"
+            "SELECT t.id, t.customer_id, t.team_id, t.skill, t.language, t.created_at,"
+            " array_position($1::text[], t.priority) AS urgency FROM tickets t"
             " WHERE t.assignee_id IS NULL AND t.status IN ('open', 'pending')"
-            " ORDER BY array_position(ARRAY['urgent', 'high', 'normal', 'low'], t.priority), t.created_at, t.id"
-            f" LIMIT {DRAIN_BATCH} FOR UPDATE OF t SKIP LOCKED")
+            " ORDER BY urgency, t.created_at, t.id"
+            f" LIMIT {DRAIN_BATCH} FOR UPDATE OF t SKIP LOCKED", list(urgency_order))
         if not rows:
             return 0
         agents = await available_agents(conn)
         if not agents:
             return 0
-        queue = order_queue([QueuedTicket(row["id"], row["priority"], row["created_at"], await needs_of(conn, row))
+        waiting = [_Waiting(r["id"], r["customer_id"], r["team_id"], r["skill"], r["language"]) for r in rows]
+        needs = await _needs(conn, waiting)
+        queue = order_queue([QueuedTicket(row["id"], row["urgency"], row["created_at"], needs[row["id"]])
                              for row in rows])
         assigned = 0
         # Applied in agent order (the plan itself keeps queue order): agent rows are then always
@@ -152,23 +199,23 @@ async def drain_queue(pool: asyncpg.Pool, now: datetime) -> int:
         return assigned
 
 
-async def transfer(conn: asyncpg.Connection, ticket: asyncpg.Record, agent_id: int | None, reason: str,
+async def transfer(conn: asyncpg.Connection, ticket: AssignedTicket, agent_id: int | None, reason: str,
                    now: datetime, actor_id: int | None) -> None:
     """A person moves a ticket to another agent (or back to the queue with `agent_id=None`). The
     history stays on the ticket; the new agent takes it even above capacity: a human decided."""
-    active = ticket["status"] in ("open", "pending")
-    involved = sorted({a for a in (ticket["assignee_id"], agent_id) if a is not None})
+    active = ticket.status in ("open", "pending")
+    involved = sorted({a for a in (ticket.assignee_id, agent_id) if a is not None})
     # Both agents' rows, in id order, before changing either: crossing transfers cannot deadlock.
     await conn.execute("SELECT 1 FROM agents WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", involved)
-    if ticket["assignee_id"] is not None and active:
-        await store.release_load(conn, ticket["assignee_id"])
+    if ticket.assignee_id is not None and active:
+        await store.release_load(conn, ticket.assignee_id)
     if agent_id is not None and active:
-        await _take_and_assign(conn, ticket["id"], RoutingDecision(agent_id, reason), now, action="transferred",
+        await _take_and_assign(conn, ticket.id, RoutingDecision(agent_id, reason), now, action="transferred",
                                force=True, actor_id=actor_id)
         return
     await conn.execute("UPDATE tickets SET assignee_id = $2, updated_at = $3 WHERE id = $1",
-                       ticket["id"], agent_id, now)
-    await _log_unassigned(conn, ticket["id"], "transferred" if agent_id else "unassigned", reason, now,
+                       ticket.id, agent_id, now)
+    await _log_unassigned(conn, ticket.id, "transferred" if agent_id else "unassigned", reason, now,
                           agent_id=agent_id, actor_id=actor_id)
 
 

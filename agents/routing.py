@@ -17,9 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-PRIORITY_ORDER = ("urgent", "high", "normal", "low")
-_PRIORITY_RANK = {priority: rank for rank, priority in enumerate(PRIORITY_ORDER)}
-
 
 @dataclass(frozen=True)
 class AgentSnapshot:
@@ -56,8 +53,11 @@ class RoutingDecision:
 
 @dataclass(frozen=True)
 class QueuedTicket:
+    """A waiting ticket. `urgency` 0 is the most urgent: the caller maps its priorities to ranks,
+    so the priority vocabulary lives in one place (router.core.refs)."""
+
     ticket_id: int
-    priority: str
+    urgency: int
     created_at: datetime
     needs: TicketNeeds
 
@@ -149,11 +149,7 @@ def order_queue(tickets: Iterable[QueuedTicket]) -> list[QueuedTicket]:
 
 
 def _queue_key(ticket: QueuedTicket) -> tuple[int, datetime, int]:
-    try:
-        rank = _PRIORITY_RANK[ticket.priority]
-    except KeyError:
-        raise ValueError(f"ticket {ticket.ticket_id} has unknown priority {ticket.priority!r}") from None
-    return rank, ticket.created_at, ticket.ticket_id
+    return ticket.urgency, ticket.created_at, ticket.ticket_id
 
 
 def plan_assignments(queue: Sequence[QueuedTicket],

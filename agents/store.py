@@ -8,14 +8,14 @@ pushing an agent past capacity; here are only the unconditional changes (`add_lo
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
-from router.config import Config
+from agents.config import AgentConfig, Team
 
 _hasher = PasswordHasher()
 AGENT_COLUMNS = ("a.id, a.email, a.name, a.role, a.skills, a.languages, a.capacity, a.chat_capacity, a.status,"
@@ -46,16 +46,16 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def sync_from_config(conn: asyncpg.Connection, config: Config) -> None:
+async def sync_from_config(conn: asyncpg.Connection, teams: Sequence[Team], agents: Sequence[AgentConfig]) -> None:
     """Create/update teams and agents named in config. Passwords are *initial*: set only when the
     agent has none yet, so a password changed in the app is not reset by a restart."""
     async with conn.transaction():
         # Existing agent rows first, in id order: the order every multi-agent change locks them in.
         await conn.execute("SELECT 1 FROM agents WHERE email = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                           [agent.email for agent in config.agents])
-        for team in config.teams:
+                           [agent.email for agent in agents])
+        for team in teams:
             await conn.execute("INSERT INTO teams (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", team.name)
-        for agent in config.agents:
+        for agent in agents:
             row = await conn.fetchrow(
                 "INSERT INTO agents (email, name, team_id, role, skills, languages, capacity, chat_capacity,"
                 " status, token_hash)"
@@ -81,19 +81,6 @@ async def by_token(conn: asyncpg.Connection, token: str) -> AgentIdentity | None
 async def by_id(conn: asyncpg.Connection, agent_id: int) -> AgentIdentity | None:
     row = await conn.fetchrow("SELECT id, email, role FROM agents WHERE id = $1", agent_id)
     return AgentIdentity(row["id"], row["email"], row["role"]) if row else None
-
-
-async def check_password(conn: asyncpg.Connection, email: str, password: str) -> AgentIdentity | None:
-    row = await conn.fetchrow("SELECT id, email, role, password_hash FROM agents WHERE email = $1",
-                              email.strip().lower())
-    if row is None or row["password_hash"] is None:
-        _hasher.hash(password)  # same work either way, so timing does not reveal which emails exist
-        return None
-    try:
-        _hasher.verify(row["password_hash"], password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return AgentIdentity(row["id"], row["email"], row["role"])
 
 
 async def find(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:

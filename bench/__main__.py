@@ -43,7 +43,7 @@ async def fresh_pool(server_uri: str, name: str, config, size: int) -> asyncpg.P
     pool = await db.create_pool(await fresh_database(server_uri, name), min_size=size, max_size=size)
     async with pool.acquire() as conn:
         await db.migrate(conn)
-        await agent_store.sync_from_config(conn, config)
+        await agent_store.sync_from_config(conn, config.teams, config.agents)
     return pool
 
 

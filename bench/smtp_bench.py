@@ -16,7 +16,8 @@ from pathlib import Path
 import aiosmtplib
 import asyncpg
 
-from channels.email.intake import pipeline_handler, start_server
+from channels.email.intake import start_server
+from router.workers import smtp_intake_handler
 from router.config import Config
 from router.core.pipeline import Pipeline
 
@@ -69,7 +70,7 @@ async def run(pool: asyncpg.Pool, config: Config, data_dir: Path, count: int = 2
               clients: int = 8, warmup: int = 200) -> dict[str, float]:
     pipeline = Pipeline(config)
 
-    server = await start_server(pipeline_handler(config, pool, lambda: pipeline), "127.0.0.1", 0,
+    server = await start_server(smtp_intake_handler(config, pool, lambda: pipeline), "127.0.0.1", 0,
                                 hostname="example.com")
     port = server.sockets[0].getsockname()[1]
     context = multiprocessing.get_context("spawn")

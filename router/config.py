@@ -14,15 +14,17 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agents.config import AGENT_ROLES, AgentConfig, Team
+from router.core.refs import PRIORITIES
 from sla.calendar import BusinessCalendar, make_calendar
+from sla.policy import SlaPolicy, SlaRules
 
-PRIORITIES = ("low", "normal", "high", "urgent")
-AGENT_ROLES = ("agent", "lead", "admin")
 DEFAULT_URGENT_WORDS = (
     "urgent", "asap", "emergency", "immediately", "critical",
     "至急", "緊急", "大至急", "急ぎ",
@@ -32,7 +34,6 @@ TEMPLATE_FIELDS = {
     "ack": frozenset({"ref", "due"}),
     "ack_no_due": frozenset({"ref"}),
     "ack_subject": frozenset({"ref"}),
-    "survey": frozenset({"ref", "link"}),
 }
 """Templates admins may edit (`[templates.NAME]`, one text per language) and their placeholders."""
 
@@ -102,39 +103,6 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
-class SlaPolicy:
-    name: str
-    calendar: str
-    first_response: timedelta | None = None
-    next_response: timedelta | None = None
-    resolution: timedelta | None = None
-    warn_at: float = 0.75
-    match_priority: frozenset[str] = frozenset()
-    match_tier: frozenset[str] = frozenset()
-    match_channel: frozenset[str] = frozenset()
-    match_topic: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Team:
-    name: str
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    email: str
-    name: str
-    team: str | None
-    role: str = "agent"
-    skills: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    capacity: int = 5
-    chat_capacity: int = 3
-    password: str | None = None
-    token: str | None = None
-
-
-@dataclass(frozen=True)
 class Topic:
     name: str
     skill: str | None
@@ -155,6 +123,11 @@ class Config:
     topics: tuple[Topic, ...] = ()
     templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: str = "built-in demo"
+
+    @cached_property
+    def sla(self) -> SlaRules:
+        """The policies and calendars as `sla/` takes them (it never imports this module)."""
+        return SlaRules(self.sla_policies, self.calendars)
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:

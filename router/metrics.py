@@ -27,6 +27,12 @@ class Metrics:
         self.sla_events = Counter("router_sla_events_total", "SLA warnings and breaches recorded",
                                   ["target", "kind"], registry=self.registry)
 
+    def delivered(self, channel: str) -> None:
+        self.outbox_sent.labels(channel).inc()
+
+    def failed(self, channel: str) -> None:
+        self.outbox_failures.labels(channel).inc()
+
     async def render(self, pool: asyncpg.Pool) -> bytes:
         async with pool.acquire() as conn:
             for status in ("open", "pending", "solved", "closed"):

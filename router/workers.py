@@ -6,12 +6,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from agents import assignment
-from channels.email.intake import pipeline_handler, start_server
-from router.app import Services, Worker
+import asyncpg
+
+from channels.email.intake import IntakeHandler, start_server
+from router.app import Worker
 from router.config import Config
+from router.core import actions
 from router.core.errors import DATABASE_DOWN_ERRORS
-from router.core.store.outbox import Dispatcher, Sender
+from router.core.inbound import InboundMessage, IngestResult
+from router.core.outbound import Dispatcher, Sender
+from router.core.pipeline import Pipeline
+from router.core.refs import REF_PREFIX
+from router.core.store import attachments
+from router.services import Services
 from sla import monitor
 
 log = logging.getLogger(__name__)
@@ -58,8 +65,11 @@ async def outbox_worker(svc: Services) -> None:
 
 async def sla_worker(svc: Services) -> None:
     async def step() -> int:
-        fired = await monitor.scan_once(svc.require_pool(), svc.config, svc.clock(), svc.metrics)
-        return fired >= monitor.SCAN_LIMIT  # a full batch: more may be waiting, scan again at once
+        alerts = bool(svc.config.settings.slack_bot_token)
+        fired = await monitor.scan_once(svc.require_pool(), svc.clock(), alerts=alerts, ref_prefix=REF_PREFIX)
+        for event in fired:
+            svc.metrics.sla_events.labels(event.target, event.kind).inc()
+        return len(fired) >= monitor.SCAN_LIMIT  # a full batch: more may be waiting, scan again at once
 
     await forever("SLA monitor", step, SLA_SCAN_SECONDS)
 
@@ -68,7 +78,7 @@ async def queue_worker(svc: Services) -> None:
     """Assignments normally happen on the triggering change; this sweep catches the rest (a slot
     freed by another process, a config change, a failed attempt)."""
     async def step() -> int:
-        await assignment.drain_queue(svc.require_pool(), svc.clock())
+        await actions.drain_queue(svc.require_pool(), svc.clock())
         return 0
 
     await forever("queue sweep", step, QUEUE_DRAIN_SECONDS)
@@ -76,7 +86,7 @@ async def queue_worker(svc: Services) -> None:
 
 async def smtp_worker(svc: Services) -> None:
     settings = svc.config.settings
-    handler = pipeline_handler(svc.config, svc.require_pool(), lambda: svc.pipeline)
+    handler = smtp_intake_handler(svc.config, svc.require_pool(), lambda: svc.pipeline)
     svc.config_listeners.append(handler.reconfigure)
     server = await start_server(handler, settings.smtp_host, settings.smtp_port,
                                 hostname=svc.config.service.support_address.partition("@")[2])
@@ -86,6 +96,21 @@ async def smtp_worker(svc: Services) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def smtp_intake_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[], Pipeline]) -> IntakeHandler:
+    """The SMTP intake wired to the pipeline: messages go through `pipeline()` (read per message,
+    so a reloaded configuration applies) and raw mail is kept in the data dir."""
+    async def ingest(message: InboundMessage) -> IngestResult:
+        return await pipeline().ingest(pool, message)
+
+    handler: IntakeHandler
+
+    async def store_raw(raw: bytes) -> str:
+        return await attachments.store_raw(handler.config.settings.data_dir, raw)
+
+    handler = IntakeHandler(config, ingest, store_raw)
+    return handler
 
 
 def default_workers(config: Config) -> tuple[Worker, ...]:

@@ -89,7 +89,7 @@ async def template_dsn(pg_server: str, data_dir: Path) -> str:
     try:
         await db.migrate(conn)
         demo = parse_config(demo_config_text(), make_settings(data_dir))
-        await agent_store.sync_from_config(conn, demo)
+        await agent_store.sync_from_config(conn, demo.teams, demo.agents)
     finally:
         await conn.close()
     return dsn

@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 
+from router.core import outbound
 from router.core.store import outbox
 from router.metrics import Metrics
-from router.core.store.outbox import MAX_ATTEMPTS, Dispatcher
+from router.core.outbound import MAX_ATTEMPTS, Dispatcher
 from router.workers import senders_for
 from tests.conftest import free_port
 
@@ -34,8 +35,8 @@ async def outbox_rows(pool):
 def test_backoff_grows_exponentially_with_bounded_jitter():
     rng = random.Random(3)
     for attempts in range(1, 12):
-        delay = outbox.backoff(attempts, rng)
-        base = min(outbox.BASE_BACKOFF * 2 ** (attempts - 1), outbox.MAX_BACKOFF)
+        delay = outbound.backoff(attempts, rng)
+        base = min(outbound.BASE_BACKOFF * 2 ** (attempts - 1), outbound.MAX_BACKOFF)
         assert base * 0.8 <= delay <= base * 1.2
 
 
@@ -66,7 +67,7 @@ async def test_gives_up_after_max_attempts_as_dead_letter(client, auth, pool, co
     dispatcher = Dispatcher(pool, senders_for(relay_config(config, free_port())), clock)
     for _ in range(MAX_ATTEMPTS):
         await dispatcher.run_once()
-        clock.advance(outbox.MAX_BACKOFF * 2)
+        clock.advance(outbound.MAX_BACKOFF * 2)
     [row] = await outbox_rows(pool)
     assert (row["status"], row["attempts"]) == ("dead", MAX_ATTEMPTS)
     assert await dispatcher.run_once() == 0

@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from router.core.errors import InvalidInput
-from router.web.http import text_value
-from router.core.inbound import Identity, InboundMessage, email_identity, phone_identity
+from router.core.inbound import Identity, InboundMessage, email_identity, phone_identity, text_value
 
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MAX_FIELD_CHARS = 1000

@@ -13,16 +13,21 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.parse import ParsedEmail, fingerprint, parse_email
-from router.core.store import attachments
 from router.config import Config
 from router.core.errors import DATABASE_DOWN_ERRORS, RouterError
-from router.core.inbound import Identity, InboundAttachment, InboundMessage, email_identity, storable
-from router.core.pipeline import MAX_TEXT_CHARS, IngestResult, Pipeline
-from router.core.store.tickets import REF_PATTERN
+from router.core.inbound import (
+    MAX_TEXT_CHARS,
+    Identity,
+    InboundAttachment,
+    InboundMessage,
+    IngestResult,
+    email_identity,
+    storable,
+)
+from router.core.refs import find_ref
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +43,7 @@ def ticket_hint(parsed: ParsedEmail, recipients: list[str]) -> int | None:
         match = _PLUS_REF.search(recipient)
         if match:
             return int(match.group(1)[2:])
-    match = REF_PATTERN.search(parsed.subject.upper())
-    return int(match.group(1)) if match else None
+    return find_ref(parsed.subject)
 
 
 def to_inbound(parsed: ParsedEmail, raw: bytes, raw_ref: str, envelope_from: str | None,
@@ -140,21 +144,6 @@ class IntakeSMTP(SMTP):
         if match and ".." not in match.group(1) and not match.group(1).startswith("."):
             return match.group(1), match.group(2).lstrip()
         return super()._getaddr(arg)
-
-
-def pipeline_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[], Pipeline]) -> IntakeHandler:
-    """The intake handler as `router serve` runs it: messages go through `pipeline()` (read per
-    message, so a reloaded configuration applies) and raw mail is kept in the data dir."""
-    async def ingest(message: InboundMessage) -> IngestResult:
-        return await pipeline().ingest(pool, message)
-
-    handler: IntakeHandler
-
-    async def store_raw(raw: bytes) -> str:
-        return await attachments.store_raw(handler.config.settings.data_dir, raw)
-
-    handler = IntakeHandler(config, ingest, store_raw)
-    return handler
 
 
 async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str) -> asyncio.Server:

@@ -14,8 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from router.core.errors import InvalidInput, PayloadTooLarge
-from router.web.http import text_value
-from router.core.inbound import InboundAttachment, InboundMessage, email_identity
+from router.core.inbound import InboundAttachment, InboundMessage, email_identity, text_value
 
 HONEYPOT_FIELD = "website"
 MAX_NAME = 200

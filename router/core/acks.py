@@ -16,6 +16,7 @@ import asyncpg
 from router.config import Config
 from router.core.inbound import InboundMessage
 from router.core.outbound import queue_outbound
+from router.core.store.tickets import Ticket
 
 DEFAULT_TEMPLATES = {
     "ack": {
@@ -74,7 +75,7 @@ def is_our_address(config: Config, address: str) -> bool:
     return domain == support_domain and local.split("+", 1)[0] == support_local
 
 
-async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: InboundMessage, ticket: asyncpg.Record,
+async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: InboundMessage, ticket: Ticket,
                     customer_id: int, customer_timezone: str | None, due: datetime | None, now: datetime) -> bool:
     """Queue the acknowledgement of a new ticket, unless it must not be sent. Returns whether queued."""
     if message.auto_kind is not None:
@@ -85,14 +86,14 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
         return False
     if channel == "email" and is_our_address(config, sender.value):
         return False
-    ref = f"T-{ticket['number']}"
-    subject, text = render_ack(config.templates, ref=ref, due=due, language=ticket["language"],
+    ref = ticket.ref
+    subject, text = render_ack(config.templates, ref=ref, due=due, language=ticket.language,
                                timezone=customer_timezone or config.service.timezone)
-    extra = {"ticket_ref": ref, "language": ticket["language"], "auto_submitted": True,
+    extra = {"ticket_ref": ref, "language": ticket.language, "auto_submitted": True,
              "in_reply_to": message.external_id if message.channel == "email" else None,
              "references": list(message.thread_refs)}
     queued = await queue_outbound(
-        conn, key=f"ack:{ticket['id']}", kind="ack", channel=channel, ticket_id=ticket["id"],
+        conn, key=f"ack:{ticket.id}", kind="ack", channel=channel, ticket_id=ticket.id,
         customer_id=customer_id, to=sender.value, subject=subject, text=text, now=now,
         mail_domain=config.service.support_address.partition("@")[2],
         secret=config.settings.secret_key, extra=extra,

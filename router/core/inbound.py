@@ -1,4 +1,5 @@
-"""The one normalized inbound message every channel adapter produces (ARCHITECTURE: channels → router)."""
+"""The one normalized inbound message every channel adapter produces (ARCHITECTURE: channels → core),
+and the value checks every adapter applies to what it hands over."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-IDENTITY_KINDS = ("email", "phone", "chat", "api", "telegram", "line", "messenger", "instagram", "whatsapp", "x")
+from router.core.errors import InvalidInput
+
+MAX_TEXT_CHARS = 200_000
+"""The longest message text the pipeline stores; channels that must keep everything (email)
+truncate to it and keep the original elsewhere."""
+
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
@@ -21,6 +27,22 @@ def storable_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def text_value(value: object, name: str, *, limit: int, required: bool = False) -> str | None:
+    """A string PostgreSQL can store (no NUL, valid Unicode), at most `limit` characters, or an
+    `InvalidInput` naming the field."""
+    if value is None or (required and isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"`{name}` is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"`{name}` must be a string")
+    if len(value) > limit:
+        raise InvalidInput(f"`{name}` is longer than {limit} characters")
+    if not storable_text(value):
+        raise InvalidInput(f"`{name}` contains NUL characters or invalid Unicode")
+    return value
 
 
 def storable(value: str) -> str:
@@ -88,3 +110,18 @@ class InboundMessage:
     attachments: tuple[InboundAttachment, ...] = ()
     received_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What the pipeline stored for a message: the channel's answer to its platform is made of it."""
+
+    message_id: int
+    ticket_id: int
+    ticket_ref: str
+    duplicate: bool
+    new_ticket: bool = False
+    reopened: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {"message_id": self.message_id, "ticket_ref": self.ticket_ref, "duplicate": self.duplicate}

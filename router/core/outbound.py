@@ -1,17 +1,68 @@
-"""Messages we send to customers: recorded on the ticket's timeline and queued in the outbox together.
+"""Delivering what the outbox holds: the item type, the sender port, and the dispatcher.
 
-Email Message-IDs are derived from the outbox idempotency key, so the message row, the mail the
-relay receives (even when re-sent after a crash) and the customer's `In-Reply-To` all agree.
+Delivery guarantees (SPEC §2.10):
+- an item is queued in the same transaction as the change that causes it, under a unique
+  idempotency key (`store.outbox`), so a retried request or a second process never queues it twice;
+- the dispatcher *leases* due items (`FOR UPDATE SKIP LOCKED`, then `next_attempt_at` pushed past
+  the lease) and sends outside any transaction; success marks the row `sent`;
+- a crash after sending but before marking leaves the row leased: after the lease it is sent
+  again. That is the bounded duplicate window — at most one extra delivery per crash, and only
+  for senders whose platform cannot dedupe. Senders pass the idempotency key where the platform
+  accepts one (email: the Message-ID is derived from it, so receivers and our own threading see
+  the same message);
+- failures back off exponentially (with jitter) and after `MAX_ATTEMPTS` the item is `dead`,
+  visible in `/metrics` and the ticket, for a person to look at.
+
+Channels implement `Sender` (re-exported by `channels.base`); the core never imports them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-from datetime import datetime
-from typing import Any
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import asyncpg
+
+from router.core.clock import Clock
+from router.core.store import outbox
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BASE_BACKOFF = timedelta(seconds=5)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    idempotency_key: str
+    kind: str
+    channel: str
+    ticket_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+class PermanentDeliveryError(Exception):
+    """The platform refused the item for good (bad address, blocked bot): do not retry."""
+
+
+class Sender(Protocol):
+    async def send(self, item: OutboxItem) -> None:
+        """Deliver the item or raise; any exception other than PermanentDeliveryError is retried."""
+
+
+class DeliveryCounters(Protocol):
+    def delivered(self, channel: str) -> None: ...
+    def failed(self, channel: str) -> None: ...
 
 
 def email_message_id(key: str, domain: str, secret: str) -> str:
@@ -25,24 +76,69 @@ async def queue_outbound(conn: asyncpg.Connection, *, key: str, kind: str, chann
                          customer_id: int | None, to: str, subject: str | None, text: str, now: datetime,
                          mail_domain: str, secret: str, author_agent_id: int | None = None,
                          extra: dict[str, Any] | None = None, unless_sent_since: datetime | None = None) -> int | None:
-    """Record the outbound message, queue its delivery and its event, in one statement. Returns
-    the message id, or None when nothing was queued: an item with this key exists (a retried
-    request), or `unless_sent_since` is given and the customer got an item of this kind since then
-    (rate limit)."""
+    """A message to a customer: on the ticket's timeline and in the outbox together (see
+    `store.outbox.queue_message` for when nothing is queued). Email gets its Message-ID from the
+    idempotency key, so the message row, the mail the relay receives (even when re-sent after a
+    crash) and the customer's `In-Reply-To` all agree."""
     external_id = email_message_id(key, mail_domain, secret) if channel == "email" else f"outbox:{key}"
     payload = {"to": to, "subject": subject, "text": text, "message_id": external_id, **(extra or {})}
-    return await conn.fetchval(
-        "WITH o AS (INSERT INTO outbox (idempotency_key, kind, channel, ticket_id, customer_id, payload, created_at,"
-        "  next_attempt_at)"
-        "  SELECT $1, $2, $3, $4, $5, $6, $7, $7 WHERE $11::timestamptz IS NULL OR NOT EXISTS ("
-        "   SELECT 1 FROM outbox WHERE customer_id = $5 AND kind = $2 AND created_at > $11)"
-        "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
-        " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id, author_agent_id,"
-        "  subject, body_text, metadata, created_at)"
-        "  SELECT $4, $5, $3, 'out', $8, $9, $10, $12, jsonb_build_object('kind', $2::text, 'outbox_id', o.id), $7"
-        "  FROM o RETURNING id),"
-        " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
-        "  SELECT $4, 'message.sent', jsonb_build_object('message_id', m.id, 'kind', $2::text), $7 FROM m)"
-        " SELECT id FROM m",
-        key, kind, channel, ticket_id, customer_id, payload, now, external_id, author_agent_id, subject,
-        unless_sent_since, text)
+    return await outbox.queue_message(
+        conn, key=key, kind=kind, channel=channel, ticket_id=ticket_id, customer_id=customer_id,
+        external_id=external_id, subject=subject, text=text, payload=payload, now=now,
+        author_agent_id=author_agent_id, unless_sent_since=unless_sent_since)
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with ±20 % jitter, so a relay outage does not end in a thundering herd."""
+    base = min(BASE_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    return base * (0.8 + 0.4 * (rng or random).random())
+
+
+class Dispatcher:
+    """Leases due outbox items and hands each to the sender for its channel."""
+
+    def __init__(self, pool: asyncpg.Pool, senders: Mapping[str, Sender], clock: Clock,
+                 counters: DeliveryCounters | None = None):
+        self.pool = pool
+        self.senders = senders
+        self.clock = clock
+        self.counters = counters
+
+    async def lease(self) -> list[OutboxItem]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await outbox.lease(conn, list(self.senders), self.clock())
+        return [OutboxItem(**row) for row in rows]
+
+    async def deliver(self, item: OutboxItem) -> bool:
+        sender = self.senders[item.channel]
+        try:
+            await sender.send(item)
+        except PermanentDeliveryError as exc:
+            await self._failed(item, str(exc), permanent=True)
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("delivery of outbox item %s (%s) failed: %r", item.id, item.channel, exc)
+            await self._failed(item, repr(exc), permanent=False)
+            return False
+        async with self.pool.acquire() as conn, conn.transaction():
+            await outbox.mark_sent(conn, item.id, item.ticket_id, item.kind, self.clock())
+        if self.counters is not None:
+            self.counters.delivered(item.channel)
+        return True
+
+    async def _failed(self, item: OutboxItem, error: str, *, permanent: bool) -> None:
+        now = self.clock()
+        dead = permanent or item.attempts >= MAX_ATTEMPTS
+        async with self.pool.acquire() as conn, conn.transaction():
+            await outbox.mark_failed(conn, item.id, item.ticket_id, item.kind, error, dead=dead,
+                                     retry_at=now + backoff(item.attempts), now=now)
+        if self.counters is not None:
+            self.counters.failed(item.channel)
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many were delivered."""
+        items = await self.lease()
+        results = await asyncio.gather(*(self.deliver(item) for item in items))
+        return sum(results)

@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from agents import assignment
 from agents import store as agent_store
-from router.core import acks
-from router.core.store import attachments, customers, tickets
-from router.core.classify import classify, higher_priority
-from router.core.clock import Clock, system_clock
 from router.config import Config
-from router.core.errors import InvalidInput
-from router.core.inbound import InboundMessage, storable_text
+from router.core import acks
+from router.core.classify import classify
+from router.core.clock import Clock, system_clock
+from router.core.errors import InvalidInput, ServiceUnavailable
+from router.core.inbound import MAX_TEXT_CHARS, InboundMessage, IngestResult, storable_text
+from router.core.ingest_plan import IngestPlan, plan_ingest
+from router.core.merge import merge_customers
+from router.core.refs import ref
+from router.core.store import attachments, customers, tickets
+from router.core.store.tickets import NewMessage, NewTicket, Ticket
 from sla import clocks
+from sla.policy import SlaPolicy, TicketFacts
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT_CHARS = 200_000
 CONFLICT_RETRIES = 3
 
 
@@ -34,21 +37,9 @@ class _Redelivery(Exception):
     """The platform delivered a message we already stored; the attempt's transaction is undone."""
 
 
-@dataclass(frozen=True)
-class IngestResult:
-    message_id: int
-    ticket_id: int
-    ticket_ref: str
-    duplicate: bool
-    new_ticket: bool = False
-    reopened: bool = False
-
-    def as_json(self) -> dict[str, object]:
-        return {"message_id": self.message_id, "ticket_ref": self.ticket_ref, "duplicate": self.duplicate}
-
-
 class Pipeline:
-    """Owns the steps that turn an `InboundMessage` into stored, threaded, routed work."""
+    """Owns the steps that turn an `InboundMessage` into stored, threaded, routed work. What each
+    step does for a message is decided by `plan_ingest`; this class only carries the plan out."""
 
     def __init__(self, config: Config, clock: Clock = system_clock):
         self.config = config
@@ -74,103 +65,100 @@ class Pipeline:
             # Everything this attempt did was rolled back; answer with what was stored the first time.
             async with pool.acquire() as conn:
                 seen = await tickets.find_message(conn, message.channel, external_id)
-            return IngestResult(seen["id"], seen["ticket_id"], tickets.ref(seen["number"]), duplicate=True)
+            if seen is None:  # stored by a transaction that has since been rolled back: let the sender retry
+                raise ServiceUnavailable("the message is being stored by another request; retry") from None
+            message_id, ticket_id, number = seen
+            return IngestResult(message_id, ticket_id, ref(number), duplicate=True)
 
     async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str) -> IngestResult:
         now = self.clock()
-        customer = await customers.resolve(conn, self.config, message.identities, message.sender_name, now)
+        customer = await customers.resolve(conn, message.identities, message.sender_name, now)
+        if customer.merge_with:
+            for other in customer.merge_with:
+                await merge_customers(conn, self.config.sla, customer.id, other, now,
+                                      reason="a message proved both identities")
+            customer = await customers.resolve(conn, message.identities, message.sender_name, now)
         found = classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words,
                          customer.tier)
         automated = message.auto_kind is not None
-        fields = dict(
+        incoming = NewMessage(
             channel=message.channel, direction="in", external_id=external_id, body_text=message.text,
-            now=message.received_at or now, sender_identity_id=customer.sender_identity_id,
-            sender_name=message.sender_name, subject=message.subject, body_html=message.html,
-            quoted_text=message.quoted_text, raw_ref=message.raw_ref, auto_kind=message.auto_kind,
-            metadata=message.metadata)
+            created_at=message.received_at or now, customer_id=customer.id,
+            sender_identity_id=customer.sender_identity_id, sender_name=message.sender_name,
+            subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
+            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata)
         received = ("message.received", {"channel": message.channel, "auto": automated})
 
         if not (automated or customer.is_new or message.thread_refs or message.ticket_number_hint is not None):
-            joined = await tickets.join_active_ticket(conn, customer.id, priority=found.priority, events=[received],
-                                                      **fields)
+            # The common follow-up, in one statement; None when the customer has no active ticket.
+            joined = await tickets.join_active_ticket(conn, customer.id, found.priority, incoming, [received])
             if joined is not None:
-                ticket = joined.ticket
-                await self._stored(conn, message, joined.message_id)
-                await self._customer_wrote(conn, ticket, customer, was_pending=ticket["previous_status"] == "pending",
-                                           previous_priority=ticket["previous_priority"], reopened=False, now=now)
-                return IngestResult(joined.message_id, ticket["id"], tickets.ref(ticket["number"]), duplicate=False)
+                return await self._carry_out(conn, plan_ingest("join", automated=False), message, customer,
+                                             joined, policy=None, now=now)
 
         choice = await tickets.choose_thread(
             conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
             now=now, reopen_window=self.config.service.reopen_window, new_customer=customer.is_new)
+        plan = plan_ingest(choice.action, automated=automated)
         policy = None
-        happened: list[tuple[str, dict[str, object]]] = []
-        if choice.action == "new":
-            if not automated:
-                policy = clocks.policy_for(self.config, priority=found.priority, tier=customer.tier,
-                                           channel=message.channel, topic=found.topic)
-            ticket = await tickets.create(
-                conn, customer_id=customer.id, channel=message.channel,
-                subject=message.subject or _subject_from(message.text),
-                status="closed" if automated else "open", priority=found.priority, topic=found.topic,
-                skill=found.skill, language=found.language, team=found.team or self.default_team,
-                sla_policy=policy.name if policy else None, previous_ticket_id=choice.previous_ticket_id, now=now)
-            happened.append(("ticket.created", {"ref": tickets.ref(ticket["number"]), "channel": message.channel}))
+        happened: list[tickets.Event] = []
+        if plan.new_ticket_status is not None:
+            if plan.start_clocks:
+                policy = self.config.sla.match(TicketFacts(priority=found.priority, tier=customer.tier,
+                                                           channel=message.channel, topic=found.topic))
+            ticket = await tickets.create(conn, NewTicket(
+                customer_id=customer.id, channel=message.channel,
+                subject=message.subject or _subject_from(message.text), status=plan.new_ticket_status,
+                priority=found.priority, topic=found.topic, skill=found.skill, language=found.language,
+                team=found.team or self.default_team, sla_policy=policy.name if policy else None,
+                previous_ticket_id=choice.previous_ticket_id), now)
+            happened.append(("ticket.created", {"ref": ticket.ref, "channel": message.channel}))
         else:
-            # Auto-replies and bounces are kept on the thread but never count as the customer writing.
+            assert choice.ticket is not None
             ticket = choice.ticket
-        wrote = None
-        if choice.action != "new" and not automated:
-            wrote = tickets.CustomerWrote(reopen=choice.action == "reopen",
-                                          priority=higher_priority(choice.ticket["priority"], found.priority))
-            if wrote.reopen:
-                happened.append(("ticket.reopened", {"ref": tickets.ref(ticket["number"])}))
+        if plan.reopen:
+            happened.append(("ticket.reopened", {"ref": ticket.ref}))
         happened.append(received)
+        stored = await tickets.insert_message(conn, ticket, incoming, happened,
+                                              customer_wrote=found.priority if plan.customer_wrote else None)
+        return await self._carry_out(conn, plan, message, customer, stored, policy=policy, now=now)
 
-        inserted = await tickets.insert_message(conn, ticket_id=ticket["id"], customer_id=customer.id,
-                                                events=happened, customer_wrote=wrote, **fields)
-        await self._stored(conn, message, inserted.message_id)
-        ticket = inserted.ticket or ticket
-        if not automated:
-            if choice.action != "join":
-                await self._route(conn, ticket, reopened=choice.action == "reopen", now=now)
-            if choice.action == "new":
-                due = await clocks.start_ticket(conn, self.config, ticket["id"], policy, now)
-                await acks.queue_ack(conn, self.config, message=message, ticket=ticket, customer_id=customer.id,
-                                     customer_timezone=customer.timezone, due=due, now=now)
-            else:
-                await self._customer_wrote(conn, ticket, customer, was_pending=choice.ticket["status"] == "pending",
-                                           previous_priority=choice.ticket["priority"],
-                                           reopened=choice.action == "reopen", now=now)
-        return IngestResult(inserted.message_id, ticket["id"], tickets.ref(ticket["number"]), duplicate=False,
-                            new_ticket=choice.action == "new", reopened=choice.action == "reopen")
-
-    async def _stored(self, conn: asyncpg.Connection, message: InboundMessage, message_id: int | None) -> None:
-        """The message row exists (else this is a redelivery: undo everything); now its attachments."""
-        if message_id is None:
+    async def _carry_out(self, conn: asyncpg.Connection, plan: IngestPlan, message: InboundMessage,
+                         customer: customers.Customer, stored: tickets.Stored, *, policy: SlaPolicy | None,
+                         now: datetime) -> IngestResult:
+        """The message row exists (else this is a redelivery: undo everything); now the plan's effects."""
+        if stored.message_id is None:
             raise _Redelivery
         if message.attachments:
-            await attachments.store(conn, self.config.settings.data_dir, message_id, message.attachments)
+            await attachments.store(conn, self.config.settings.data_dir, stored.message_id, message.attachments)
+        ticket, rules = stored.after, self.config.sla
+        due = None
+        if plan.route:
+            await self._route(conn, ticket, reopened=plan.reopen, now=now)
+        if plan.start_clocks:
+            due = await clocks.start_ticket(conn, rules, ticket.id, policy, now)
+        if plan.acknowledge:
+            await acks.queue_ack(conn, self.config, message=message, ticket=ticket, customer_id=customer.id,
+                                 customer_timezone=customer.timezone, due=due, now=now)
+        if plan.customer_wrote:
+            if plan.reopen:
+                await clocks.reopen(conn, rules, ticket, now)
+            await clocks.customer_wrote(conn, rules, ticket, was_pending=stored.before.status == "pending", now=now)
+            if ticket.priority != stored.before.priority:
+                changed = await clocks.recompute(conn, rules, ticket, customer.tier, now)
+                if changed is not None:
+                    await tickets.set_sla_policy(conn, ticket.id, changed.name)
+        return IngestResult(stored.message_id, ticket.id, ticket.ref, duplicate=False,
+                            new_ticket=plan.thread == "new", reopened=plan.reopen)
 
-    async def _customer_wrote(self, conn: asyncpg.Connection, ticket: asyncpg.Record, customer: customers.Customer,
-                              *, was_pending: bool, previous_priority: str, reopened: bool, now: datetime) -> None:
-        """SLA effects of a customer message on an existing ticket."""
-        if reopened:
-            await clocks.reopen(conn, self.config, ticket, now)
-        await clocks.customer_wrote(conn, self.config, ticket, was_pending=was_pending, now=now)
-        if ticket["priority"] != previous_priority:
-            await clocks.recompute(conn, self.config, ticket, customer.tier, now)
-
-    async def _route(self, conn: asyncpg.Connection, ticket: asyncpg.Record, *, reopened: bool,
-                     now: datetime) -> None:
-        """New work goes to the best agent; a reopened ticket back to its agent. (A follow-up on a
-        ticket waiting in the queue is not routed again: the queue drain assigns it.)"""
-        if ticket["assignee_id"] is None:
+    async def _route(self, conn: asyncpg.Connection, ticket: Ticket, *, reopened: bool, now: datetime) -> None:
+        """New work goes to the best agent; a reopened ticket back to its agent."""
+        if ticket.assignee_id is None:
             await assignment.route_ticket(conn, ticket, now)
         elif reopened:
-            await agent_store.add_load(conn, ticket["assignee_id"])
-            await agent_store.log_routing(conn, ticket["id"], "reopened", "customer wrote again: back to their agent",
-                                          now, agent_id=ticket["assignee_id"])
+            await agent_store.add_load(conn, ticket.assignee_id)
+            await agent_store.log_routing(conn, ticket.id, "reopened", "customer wrote again: back to their agent",
+                                          now, agent_id=ticket.assignee_id)
 
 
 def validate(message: InboundMessage) -> None:

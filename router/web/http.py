@@ -1,17 +1,17 @@
-"""HTTP edge helpers: JSON problem bodies, bounded body reading, client addresses, rate limits."""
+"""HTTP edge helpers: JSON problem bodies, bounded body reading, ids, bearer tokens, client addresses."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RateLimited, RouterError, ServiceUnavailable
-from router.core.inbound import storable_text
+from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from router.services import Services
 
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
@@ -67,44 +67,18 @@ def db_id(value: object, name: str) -> int:
     return value
 
 
-def text_value(value: object, name: str, *, limit: int, required: bool = False) -> str | None:
-    """A string PostgreSQL can store (no NUL, valid Unicode), at most `limit` characters."""
-    if value is None or (required and isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput(f"`{name}` is required")
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"`{name}` must be a string")
-    if len(value) > limit:
-        raise InvalidInput(f"`{name}` is longer than {limit} characters")
-    if not storable_text(value):
-        raise InvalidInput(f"`{name}` contains NUL characters or invalid Unicode")
-    return value
-
-
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-class RateLimiter:
-    """Token bucket per key (client address) for public endpoints; in memory, per process.
+def services(request: Request) -> Services:
+    """The app's shared services (set by the app factory)."""
+    found: Services = request.app.state.services
+    return found
 
-    Per-process is enough to blunt floods from one address; it is not a quota system.
-    """
 
-    def __init__(self, rate_per_minute: float, burst: int, max_keys: int = 10_000):
-        self.rate = rate_per_minute / 60.0
-        self.burst = burst
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def check(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            raise RateLimited("too many requests from this address; try again in a minute")
-        self._buckets[key] = (tokens - 1, now)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer …` header, or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

@@ -13,20 +13,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from channels.webform import form as webform
 from channels.api.adapter import parse_integration_message
+from channels.webform import form as webform
 from router.core.errors import InvalidInput, LengthRequired, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
-from router.web.http import client_address, read_json_object
-from router.core.inbound import InboundMessage
-from router.core.pipeline import IngestResult
-
-
-def _services(request: Request):
-    return request.app.state.services
+from router.core.inbound import InboundMessage, IngestResult
+from router.web.http import bearer_token, client_address, read_json_object, services
 
 
 async def ingest(request: Request, message: InboundMessage) -> IngestResult:
-    svc = _services(request)
+    svc = services(request)
     started = time.perf_counter()
     result = await svc.pipeline.ingest(svc.require_pool(), message)
     svc.metrics.ingest_seconds.observe(time.perf_counter() - started)
@@ -35,11 +30,11 @@ async def ingest(request: Request, message: InboundMessage) -> IngestResult:
 
 
 def check_integration_token(request: Request) -> None:
-    expected = _services(request).config.settings.api_token
+    expected = services(request).config.settings.api_token
     if not expected:
         raise Unauthorized("the integration API is disabled (ROUTER_API_TOKEN is not set)")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    token = bearer_token(request)
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("a valid `Authorization: Bearer <ROUTER_API_TOKEN>` header is required")
 
 
@@ -55,7 +50,7 @@ async def support_page(request: Request) -> Response:
 
 
 async def post_support(request: Request) -> Response:
-    svc = _services(request)
+    svc = services(request)
     service = svc.config.service
     svc.form_limiter.check(client_address(request))
     wants_json = request.headers.get("content-type", "").startswith("application/json")

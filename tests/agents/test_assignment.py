@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from agents import assignment
 from router import db
+from router.core import actions
 from router.core.inbound import InboundMessage, email_identity
 from router.core.pipeline import Pipeline
 
@@ -171,7 +172,7 @@ async def test_concurrent_ingest_from_two_processes_never_over_assigns(config, d
             for job in jobs[index::20]:
                 await pipelines[index % 2].ingest(pools[index % 2], job)
                 if index % 5 == 0:
-                    await assignment.drain_queue(pools[(index + 1) % 2], clock())
+                    await actions.drain_queue(pools[(index + 1) % 2], clock())
 
         await asyncio.gather(*(worker(i) for i in range(20)))
         async with pools[0].acquire() as conn:

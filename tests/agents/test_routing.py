@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.routing import (
-    PRIORITY_ORDER,
     AgentSnapshot,
     QueuedTicket,
     RoutingDecision,
@@ -22,6 +21,7 @@ from agents.routing import (
     order_queue,
     plan_assignments,
 )
+from router.core.refs import PRIORITIES, urgency
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 ANY = TicketNeeds(skill=None, language=None)
@@ -38,7 +38,7 @@ def agent(agent_id: int, *, skills: str = "billing technical", languages: str = 
 
 def queued(ticket_id: int, priority: str = "normal", age_minutes: int = 0,
            needs: TicketNeeds = ANY) -> QueuedTicket:
-    return QueuedTicket(ticket_id=ticket_id, priority=priority,
+    return QueuedTicket(ticket_id=ticket_id, urgency=urgency(priority),
                         created_at=T0 - timedelta(minutes=age_minutes), needs=needs)
 
 
@@ -140,9 +140,9 @@ def test_order_queue_priority_then_age_then_id() -> None:
     assert [t.ticket_id for t in order_queue(tickets)] == [3, 5, 6, 4, 2, 1]
 
 
-def test_order_queue_rejects_unknown_priority() -> None:
-    with pytest.raises(ValueError, match="ticket 1 has unknown priority 'p0'"):
-        order_queue([queued(1, "p0")])
+def test_urgency_refuses_an_unknown_priority() -> None:
+    with pytest.raises(ValueError, match="unknown priority 'p0'"):
+        urgency("p0")
 
 
 # --- draining a queue -------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ needs_strategy = st.builds(
     team=st.none() | st.sampled_from(("tier1", "tier2")),
     previous_agent_id=st.none() | st.integers(1, 14),
 )
-tickets = st.builds(queued, st.integers(1, 10_000), st.sampled_from(PRIORITY_ORDER), st.integers(0, 120),
+tickets = st.builds(queued, st.integers(1, 10_000), st.sampled_from(PRIORITIES), st.integers(0, 120),
                     needs_strategy)
 queues = st.lists(tickets, max_size=15, unique_by=lambda t: t.ticket_id)
 FAST = settings(max_examples=300, deadline=None)
@@ -276,8 +276,8 @@ def test_order_queue_is_a_total_order_with_priority_before_age(queue: list[Queue
     rng.shuffle(shuffled)
     assert order_queue(shuffled) == ordered
     assert sorted(ordered, key=lambda t: t.ticket_id) == sorted(queue, key=lambda t: t.ticket_id)
-    ranks = [PRIORITY_ORDER.index(t.priority) for t in ordered]
+    ranks = [t.urgency for t in ordered]
     assert ranks == sorted(ranks)  # an urgent ticket precedes every normal one, however old the normal one
     for earlier, later in pairwise(ordered):
-        if earlier.priority == later.priority:
+        if earlier.urgency == later.urgency:
             assert (earlier.created_at, earlier.ticket_id) < (later.created_at, later.ticket_id)

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from agents import store as agent_store
-from channels.email.intake import pipeline_handler, start_server
+from channels.email.intake import start_server
+from router.workers import smtp_intake_handler
 from router import db
 from router.app import create_app
 from tests.conftest import API_TOKEN, free_port
@@ -57,7 +58,7 @@ async def down_pool(stoppable, config) -> AsyncIterator[asyncpg.Pool]:
     pool = await db.create_pool(stoppable.dsn, min_size=1, max_size=4)
     async with pool.acquire() as conn:
         await db.migrate(conn)
-        await agent_store.sync_from_config(conn, config)
+        await agent_store.sync_from_config(conn, config.teams, config.agents)
     yield pool
     await pool.close()
 
@@ -95,7 +96,7 @@ async def test_smtp_451_mid_session_then_retry_stored_once(stoppable, down_pool,
     pipeline = app.state.services.pipeline
 
     port = free_port()
-    server = await start_server(pipeline_handler(config, down_pool, lambda: pipeline), "127.0.0.1", port,
+    server = await start_server(smtp_intake_handler(config, down_pool, lambda: pipeline), "127.0.0.1", port,
                                 hostname="example.com")
     message = EmailMessage()
     message["From"] = "Retry <retry@customer.example>"

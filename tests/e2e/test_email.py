@@ -12,8 +12,9 @@ from email.utils import make_msgid
 
 import pytest
 
-from channels.email.intake import pipeline_handler, start_server
-from router.core.store.outbox import Dispatcher
+from channels.email.intake import start_server
+from router.workers import smtp_intake_handler
+from router.core.outbound import Dispatcher
 from router.workers import senders_for
 from tests.conftest import free_port
 
@@ -28,7 +29,7 @@ async def intake(mail_config, app, pool):
     svc = app.state.services
     svc.config = mail_config
     port = free_port()
-    server = await start_server(pipeline_handler(mail_config, pool, lambda: svc.pipeline), "127.0.0.1", port,
+    server = await start_server(smtp_intake_handler(mail_config, pool, lambda: svc.pipeline), "127.0.0.1", port,
                                 hostname="example.com")
     yield port
     server.close()

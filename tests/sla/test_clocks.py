@@ -50,7 +50,7 @@ async def new_ticket(client, text="Where is my parcel?", email="c@example.com") 
 async def run_monitors(pool, config, now, instances=2):
     async def one():
         async with pool.acquire() as conn, conn.transaction():
-            return await monitor.scan(conn, config, now)
+            return await monitor.scan(conn, now, alerts=bool(config.settings.slack_bot_token), ref_prefix="T-")
 
     results = await asyncio.gather(*(one() for _ in range(instances)))
     return [event for result in results for event in result]

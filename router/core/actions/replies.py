@@ -7,57 +7,64 @@ from datetime import datetime
 
 import asyncpg
 
-from router.core.acks import REPLY_CHANNEL
+from agents.store import AgentIdentity
 from router.config import Config
+from router.core.acks import REPLY_CHANNEL
+from router.core.actions import Context, ticket_for_update
 from router.core.errors import InvalidInput
 from router.core.outbound import queue_outbound
+from router.core.store import customers, tickets
+from router.core.store.tickets import Ticket
 from sla import clocks
 
 MAX_REPLY_CHARS = 50_000
 
 
-async def destination(conn: asyncpg.Connection, ticket: asyncpg.Record, channel: str | None) -> tuple[str, str]:
+async def destination(conn: asyncpg.Connection, ticket: Ticket, channel: str | None) -> tuple[str, str]:
     """(channel, address) to reply on: the requested channel, else the customer's latest inbound one;
     the web form and integrations are answered by email."""
     if channel is None:
-        channel = await conn.fetchval(
-            "SELECT channel FROM messages WHERE ticket_id = $1 AND direction = 'in' AND auto_kind IS NULL"
-            " ORDER BY created_at DESC, id DESC LIMIT 1", ticket["id"]) or ticket["channel"]
+        channel = await tickets.reply_destination(conn, ticket)
     channel = REPLY_CHANNEL.get(channel, channel)
-    address = await conn.fetchval(
-        "SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
-        ticket["customer_id"], channel)
+    address = await customers.address_on(conn, ticket.customer_id, channel)
     if address is None:
         raise InvalidInput(f"the customer cannot be reached on {channel!r}: no identity for that channel")
     return channel, address
 
 
-async def send_reply(conn: asyncpg.Connection, config: Config, ticket: asyncpg.Record, *, text: str,
-                     channel: str | None, agent_id: int | None, now: datetime,
-                     idempotency_key: str | None = None) -> int | None:
+async def reply(ctx: Context, actor: AgentIdentity, ref: str, text: str, *, channel: str | None = None,
+                idempotency_key: str | None = None) -> int | None:
+    """Send `text` to the customer on the ticket `ref`; returns the message id (None: this
+    idempotency key was used already, nothing new was sent)."""
+    text = text.strip()
+    if not text:
+        raise InvalidInput("`text` is required")
     if len(text) > MAX_REPLY_CHARS:
         raise InvalidInput(f"the reply is longer than {MAX_REPLY_CHARS} characters")
+    now = ctx.clock()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        ticket = await ticket_for_update(conn, ref)
+        return await _queue_reply(conn, ctx.config, ticket, text, channel, actor.id, idempotency_key, now)
+
+
+async def _queue_reply(conn: asyncpg.Connection, config: Config, ticket: Ticket, text: str, channel: str | None,
+                       agent_id: int | None, idempotency_key: str | None, now: datetime) -> int | None:
     channel, address = await destination(conn, ticket, channel)
-    extra: dict[str, object] = {"ticket_ref": f"T-{ticket['number']}", "language": ticket["language"]}
+    extra: dict[str, object] = {"ticket_ref": ticket.ref, "language": ticket.language}
     if channel == "email":
-        thread = await conn.fetch(
-            "SELECT external_id, direction FROM messages WHERE ticket_id = $1 AND channel = 'email'"
-            " AND external_id NOT LIKE 'sha256:%' ORDER BY created_at, id", ticket["id"])
-        customer_ids = [m["external_id"] for m in thread if m["direction"] == "in"]
-        references = [m["external_id"] for m in thread]
+        thread = await tickets.email_thread(conn, ticket.id)
+        customer_ids = [external_id for external_id, direction in thread if direction == "in"]
+        references = [external_id for external_id, _ in thread]
         # Answer the customer's latest mail; References carry the whole conversation for their client.
         extra.update(in_reply_to=(customer_ids or references or [None])[-1], references=references[-20:])
-    subject = f"Re: [T-{ticket['number']}] {ticket['subject'] or ''}".strip()
-    key = f"reply:{ticket['id']}:{idempotency_key or uuid.uuid4().hex}"
+    subject = f"Re: [{ticket.ref}] {ticket.subject or ''}".strip()
+    key = f"reply:{ticket.id}:{idempotency_key or uuid.uuid4().hex}"
     message_id = await queue_outbound(
-        conn, key=key, kind="reply", channel=channel, ticket_id=ticket["id"], customer_id=ticket["customer_id"],
+        conn, key=key, kind="reply", channel=channel, ticket_id=ticket.id, customer_id=ticket.customer_id,
         to=address, subject=subject, text=text, now=now, author_agent_id=agent_id, extra=extra,
-        mail_domain=config.service.support_address.partition("@")[2],
-        secret=config.settings.secret_key)
+        mail_domain=config.service.support_address.partition("@")[2], secret=config.settings.secret_key)
     if message_id is None:
         return None
-    await conn.execute(
-        "UPDATE tickets SET last_agent_reply_at = $2, updated_at = $2,"
-        " first_responded_at = COALESCE(first_responded_at, $2) WHERE id = $1", ticket["id"], now)
-    await clocks.agent_replied(conn, ticket["id"], now)
+    await tickets.agent_replied(conn, ticket.id, now)
+    await clocks.agent_replied(conn, ticket.id, now)
     return message_id

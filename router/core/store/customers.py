@@ -1,4 +1,7 @@
-"""Customers and their identities: resolve a sender to one customer, link proved identities, merge.
+"""Customers and their identities (the only writer of `customers` and `customer_identities`):
+resolve a sender to one customer, link proved identities, fold one customer record into another.
+
+What a merge does to tickets, clocks and agents is `core.merge`'s business, not this module's.
 
 Concurrency: identity keys are locked with transaction-scoped advisory locks (in sorted order, so
 two transactions never wait on each other in a cycle) before they are looked up, so two messages
@@ -14,10 +17,9 @@ from typing import Any
 
 import asyncpg
 
-from router.core.store import events, tickets
-from router.config import Config
 from router.core.errors import Conflict, InvalidInput, NotFound
 from router.core.inbound import Identity
+from router.core.refs import ref
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,17 @@ class Customer:
     timezone: str | None
     sender_identity_id: int | None = None
     is_new: bool = False  # created by this message: no tickets to thread into yet
+    merge_with: tuple[int, ...] = ()  # other customers the identities prove to be this one
 
 
-async def resolve(conn: asyncpg.Connection, config: Config, identities: Sequence[Identity], name: str | None,
+async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
                   now: datetime) -> Customer:
     """Find or create the customer behind `identities[0]`, linking every other identity given, and
     lock their row so their messages thread one at a time.
 
     When the identities belong to different customers, the message proves they are one person:
-    the customers are merged (the oldest survives).
+    the result names the others in `merge_with` (the oldest customer survives) and links nothing
+    yet; the caller merges them and resolves again.
     """
     unique = list(dict.fromkeys(identities))
     known = await _lock_known(conn, unique)
@@ -47,7 +51,7 @@ async def resolve(conn: asyncpg.Connection, config: Config, identities: Sequence
             if name and row["name"] is None:
                 await conn.execute("UPDATE customers SET name = $2 WHERE id = $1", row["id"], name)
             return _customer(row, name)
-    return await _resolve_slow(conn, config, unique, name, now)
+    return await _resolve_slow(conn, unique, name, now)
 
 
 async def _lock_known(conn: asyncpg.Connection, identities: list[Identity]) -> dict[Identity, asyncpg.Record]:
@@ -65,7 +69,7 @@ def _customer(row: asyncpg.Record, name: str | None) -> Customer:
                     timezone=row["timezone"], sender_identity_id=row["identity_id"])
 
 
-async def _resolve_slow(conn: asyncpg.Connection, config: Config, unique: list[Identity], name: str | None,
+async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: str | None,
                         now: datetime) -> Customer:
     """New identities (or a merge): lock the identity keys so two first messages from one new sender
     cannot create two customers, then create, link or merge."""
@@ -78,8 +82,10 @@ async def _resolve_slow(conn: asyncpg.Connection, config: Config, unique: list[I
     if not owners:
         return await _create(conn, unique, name, now)
     customer_id = owners[0]
-    for other in owners[1:]:
-        await merge(conn, config, customer_id, other, now, reason="a message proved both identities")
+    if len(owners) > 1:
+        row = known[unique[0]]
+        return Customer(id=customer_id, name=row["name"], tier=row["tier"], language=row["language"],
+                        timezone=row["timezone"], merge_with=tuple(owners[1:]))
     missing = [i for i in unique if i not in known]
     identity_ids = {identity: row["identity_id"] for identity, row in known.items()}
     if missing:
@@ -112,11 +118,10 @@ async def _create(conn: asyncpg.Connection, identities: list[Identity], name: st
                     sender_identity_id=sender["id"], is_new=True)
 
 
-async def merge(conn: asyncpg.Connection, config: Config, survivor_id: int, other_id: int, now: datetime, *,
-                reason: str, actor_id: int | None = None) -> int | None:
-    """Fold customer `other_id` into `survivor_id`: identities, tickets and every message move over,
-    and their open tickets become one thread (the oldest), so nothing is lost and nobody repeats
-    themselves. Returns the id of the surviving open thread, if any."""
+async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> str:
+    """Fold customer `other_id` into `survivor_id`: identities move over, the survivor takes what it
+    lacks (name, language, timezone, a tier above standard), `other_id` points at it. Returns the
+    survivor's tier. Both rows are locked in id order; a concurrent merge that won is a Conflict."""
     if survivor_id == other_id:
         raise InvalidInput("a customer cannot be merged with itself")
     rows = await conn.fetch("SELECT id, merged_into FROM customers WHERE id = ANY($1::bigint[]) ORDER BY id"
@@ -129,18 +134,19 @@ async def merge(conn: asyncpg.Connection, config: Config, survivor_id: int, othe
             raise Conflict(f"customer {wanted} was already merged into {found[wanted]['merged_into']}")
     await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
                        survivor_id, other_id)
-    await conn.execute("UPDATE tickets SET customer_id = $1 WHERE customer_id = $2", survivor_id, other_id)
-    await conn.execute("UPDATE messages SET customer_id = $1 WHERE customer_id = $2", survivor_id, other_id)
-    await conn.execute(
-        "UPDATE customers s SET tier = CASE WHEN s.tier = 'standard' THEN o.tier ELSE s.tier END,"
+    tier: str = await conn.fetchval(
+        "WITH s AS (UPDATE customers s SET tier = CASE WHEN s.tier = 'standard' THEN o.tier ELSE s.tier END,"
         " name = COALESCE(s.name, o.name), language = COALESCE(s.language, o.language),"
-        " timezone = COALESCE(s.timezone, o.timezone) FROM customers o WHERE s.id = $1 AND o.id = $2",
+        " timezone = COALESCE(s.timezone, o.timezone) FROM customers o WHERE s.id = $1 AND o.id = $2"
+        " RETURNING s.tier)"
+        " UPDATE customers SET merged_into = $1 WHERE id = $2 RETURNING (SELECT tier FROM s)",
         survivor_id, other_id)
-    await conn.execute("UPDATE customers SET merged_into = $1 WHERE id = $2", survivor_id, other_id)
-    thread_id = await tickets.merge_active_threads(conn, config, survivor_id, now, actor_id=actor_id)
-    await events.record(conn, thread_id, "customer.merged",
-                        {"survivor": survivor_id, "merged": other_id, "reason": reason}, now)
-    return thread_id
+    return tier
+
+
+async def tier_of(conn: asyncpg.Connection, customer_id: int) -> str:
+    tier: str = await conn.fetchval("SELECT tier FROM customers WHERE id = $1", customer_id)
+    return tier
 
 
 async def profile(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] | None:
@@ -165,7 +171,15 @@ async def profile(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] 
         "timezone": row["timezone"],
         "created_at": row["created_at"].isoformat(),
         "identities": [dict(i) for i in identities],
-        "tickets": [{"ref": f"T-{t['number']}", "status": t["status"], "priority": t["priority"],
+        "tickets": [{"ref": ref(t["number"]), "status": t["status"], "priority": t["priority"],
                      "channel": t["channel"], "subject": t["subject"],
                      "created_at": t["created_at"].isoformat()} for t in history],
     }
+
+
+async def address_on(conn: asyncpg.Connection, customer_id: int, kind: str) -> str | None:
+    """The customer's newest identity of `kind` (an email address, a platform user id)."""
+    value: str | None = await conn.fetchval(
+        "SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+        customer_id, kind)
+    return value

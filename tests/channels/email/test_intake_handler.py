@@ -11,7 +11,8 @@ from aiosmtpd.smtp import SMTP, Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.email.intake import IntakeSMTP, pipeline_handler
+from channels.email.intake import IntakeSMTP
+from router.workers import smtp_intake_handler
 from router import db
 from router.core.pipeline import Pipeline
 
@@ -51,7 +52,7 @@ def test_malformed_mime_never_crashes_and_250_means_stored(database, config):
     pool = loop.run_until_complete(db.create_pool(database, min_size=1, max_size=2))
     pipeline = Pipeline(config)
 
-    handler = pipeline_handler(config, pool, lambda: pipeline)
+    handler = smtp_intake_handler(config, pool, lambda: pipeline)
 
     async def deliver(raw: bytes) -> tuple[str, int]:
         envelope = Envelope()
