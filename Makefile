@@ -25,6 +25,8 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check router channels agents sla tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 migrate: install
 	$(BIN)/router migrate

@@ -192,7 +192,7 @@ async def drain_queue(pool: asyncpg.Pool, now: datetime, urgency_order: Sequence
         assigned = 0
         # Applied in agent order (the plan itself keeps queue order): agent rows are then always
         # locked in the same order, so two drains cannot deadlock.
-        plan = sorted(plan_assignments(queue, agents), key=lambda step: step[1].agent_id)
+        plan = sorted(plan_assignments(queue, agents), key=lambda step: step[1].agent_id or 0)
         for ticket_id, decision in plan:
             queued = replace(decision, reason=f"from queue: {decision.reason}")
             assigned += await _take_and_assign(conn, ticket_id, queued, now)

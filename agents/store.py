@@ -93,8 +93,9 @@ async def find(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
 
 
 async def list_all(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents a LEFT JOIN teams t ON t.id = a.team_id"
-                            " ORDER BY a.id")
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {AGENT_COLUMNS} FROM agents a LEFT JOIN teams t ON t.id = a.team_id ORDER BY a.id")
+    return rows
 
 
 async def update(conn: asyncpg.Connection, agent_id: int, changes: dict[str, object]) -> None:

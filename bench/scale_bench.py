@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 
 from router.app import create_app
-from router.core.clock import ManualClock
 from router.config import Config
+from router.core.clock import ManualClock
 from sla import monitor
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ import aiosmtplib
 import asyncpg
 
 from channels.email.intake import start_server
-from router.workers import smtp_intake_handler
 from router.config import Config
 from router.core.pipeline import Pipeline
+from router.workers import smtp_intake_handler
 
 SUBJECTS = ["請求について", "Login error", "配送が届かない", "Refund request", "お問い合わせ"]
 BODIES = ["請求書の金額が間違っています。ご確認ください。", "I get an error when I try to login.",

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from router.web.app import build_app
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[[Services], Awaitable[None]]
+Worker = Callable[[Services], Coroutine[Any, Any, None]]
 
 
 def create_app(config: Config, *, dsn: str | None = None, pool: asyncpg.Pool | None = None,

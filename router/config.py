@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents.config import AGENT_ROLES, AgentConfig, Team
-from router.core.refs import PRIORITIES
+from router.core.refs import PRIORITIES, Priority, as_priority
 from sla.calendar import BusinessCalendar, make_calendar
 from sla.policy import SlaPolicy, SlaRules
 
@@ -108,7 +108,7 @@ class Topic:
     skill: str | None
     keywords: tuple[str, ...] = ()
     patterns: tuple[re.Pattern[str], ...] = ()
-    priority: str | None = None
+    priority: Priority | None = None
     team: str | None = None
 
 
@@ -500,9 +500,10 @@ class _Parser:
                     patterns.append(re.compile(source, re.IGNORECASE))
                 except re.error as exc:
                     self.problem(*loc, "patterns", f"bad regular expression {source!r}: {exc}")
-            priority = self._get(table, "priority", str, None, loc)
-            if priority is not None and priority not in PRIORITIES:
-                self.problem(*loc, "priority", f"unknown priority {priority!r}")
+            priority_text = self._get(table, "priority", str, None, loc)
+            priority = as_priority(priority_text) if priority_text is not None else None
+            if priority_text is not None and priority is None:
+                self.problem(*loc, "priority", f"unknown priority {priority_text!r}")
             team = self._get(table, "team", str, None, loc)
             if team is not None and team not in teams:
                 self.problem(*loc, "team", f"unknown team {team!r}")

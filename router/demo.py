@@ -50,7 +50,9 @@ async def send_demo_traffic(settings: Settings) -> int:
             for body in API:
                 response = await client.post("/api/v1/messages", json=body,
                                              headers={"Authorization": f"Bearer {settings.api_token}"})
-                print(f"api       {body['sender']['email']:<22} → {response.status_code} {response.json()}")
+                sender = body["sender"]
+                assert isinstance(sender, dict)
+                print(f"api       {sender['email']:<22} → {response.status_code} {response.json()}")
         else:
             print("api       skipped (set ROUTER_API_TOKEN on both sides to include the integration API)")
     return 0

@@ -24,8 +24,8 @@ from aiosmtpd.smtp import SMTP
 from agents import store as agent_store
 from router import db
 from router.app import create_app
-from router.core.clock import ManualClock
 from router.config import Config, Settings, demo_config_text, parse_config
+from router.core.clock import ManualClock
 
 API_TOKEN = "test-integration-token"
 TEMPLATE_DB = "router_template"

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from router.core import outbound
+from router.core.outbound import MAX_ATTEMPTS, Dispatcher
 from router.core.store import outbox
 from router.metrics import Metrics
-from router.core.outbound import MAX_ATTEMPTS, Dispatcher
 from router.workers import senders_for
 from tests.conftest import free_port
 

@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 
 from agents import assignment
-from router.core import actions
 from channels.email.intake import start_server
-from router.workers import smtp_intake_handler
 from router.config import ConfigError, demo_config_text, parse_config
+from router.core import actions
 from router.core.inbound import Identity, InboundMessage
 from router.core.pipeline import Pipeline
+from router.workers import smtp_intake_handler
 from sla import monitor
 from tests.conftest import free_port
 

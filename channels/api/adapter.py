@@ -1,11 +1,20 @@
-"""Generic integration channel: `POST /api/v1/messages` JSON → `InboundMessage` (SPEC §3)."""
+"""Generic integration channel: `POST /api/v1/messages` JSON → `InboundMessage` (SPEC §3).
+
+The adapter checks the integration token (`ROUTER_API_TOKEN`, constant-time) before it parses
+the body: see `channels.base` for the contract.
+"""
 
 from __future__ import annotations
 
+import hmac
+import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from router.core.errors import InvalidInput
+from channels.base import RawRequest
+from router.core.errors import InvalidInput, MalformedBody, Unauthorized
 from router.core.inbound import Identity, InboundMessage, email_identity, phone_identity, text_value
 
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -20,8 +29,29 @@ def _string(data: dict[str, Any], key: str, *, required: bool = False, limit: in
     return text_value(value, key, limit=limit, required=required)
 
 
+@dataclass(frozen=True)
+class ApiSecrets:
+    token: str | None  # None: the integration API is disabled
+
+
+def parse(request: RawRequest, secrets: ApiSecrets) -> Sequence[InboundMessage]:
+    """The one message of an integration request, after checking its bearer token."""
+    if not secrets.token:
+        raise Unauthorized("the integration API is disabled (ROUTER_API_TOKEN is not set)")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), secrets.token.encode()):
+        raise Unauthorized("a valid `Authorization: Bearer <ROUTER_API_TOKEN>` header is required")
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedBody("the body must be a JSON object")
+    return [parse_integration_message(data)]
+
+
 def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
-    channel = _string(data, "channel", required=True)
+    channel = _string(data, "channel", required=True) or ""
     if not CHANNEL_NAME.match(channel or ""):
         raise InvalidInput("`channel` must be a short lower-case name like \"api\", \"chat\" or \"telegram\"")
     sender = data.get("sender")

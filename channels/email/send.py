@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import aiosmtplib
 
 from router.config import Config
-from router.core.outbound import OutboxItem, PermanentDeliveryError
+from router.core.delivery import OutboxItem, PermanentDeliveryError
 
 SUPPORT_NAMES = {"ja": "サポート窓口", "en": "Support"}
 

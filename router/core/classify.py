@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from router.config import PRIORITIES, Topic
+from router.config import Topic
+from router.core.refs import Priority, priority_rank
 
 _KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
 _CJK = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
@@ -21,7 +22,7 @@ class Classification:
     topic: str | None
     skill: str | None
     team: str | None
-    priority: str
+    priority: Priority
 
 
 def detect_language(text: str) -> str:
@@ -64,12 +65,12 @@ def match_topic(text: str, topics: Sequence[Topic]) -> Topic | None:
     return best
 
 
-def priority_for(text: str, topic: Topic | None, tier: str | None, urgent_words: Sequence[str]) -> str:
+def priority_for(text: str, topic: Topic | None, tier: str | None, urgent_words: Sequence[str]) -> Priority:
     """Urgency words make a ticket urgent; a VIP customer is at least high; else the topic's default."""
     if any(_word_pattern(word).search(text) for word in urgent_words):
         return "urgent"
-    base = (topic.priority if topic and topic.priority else "normal")
-    if tier == "vip" and PRIORITIES.index(base) < PRIORITIES.index("high"):
+    base: Priority = topic.priority if topic and topic.priority else "normal"
+    if tier == "vip" and priority_rank(base) < priority_rank("high"):
         return "high"
     return base
 
@@ -85,7 +86,3 @@ def classify(subject: str | None, text: str, topics: Sequence[Topic], urgent_wor
         team=topic.team if topic else None,
         priority=priority_for(combined, topic, tier, urgent_words),
     )
-
-
-def higher_priority(a: str, b: str) -> str:
-    return a if PRIORITIES.index(a) >= PRIORITIES.index(b) else b

@@ -13,7 +13,7 @@ Delivery guarantees (SPEC §2.10):
 - failures back off exponentially (with jitter) and after `MAX_ATTEMPTS` the item is `dead`,
   visible in `/metrics` and the ticket, for a person to look at.
 
-Channels implement `Sender` (re-exported by `channels.base`); the core never imports them.
+Channels implement `delivery.Sender` (re-exported by `channels.base`); the core never imports them.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import hmac
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
 
 from router.core.clock import Clock
+from router.core.delivery import OutboxItem, PermanentDeliveryError, Sender
 from router.core.store import outbox
 
 log = logging.getLogger(__name__)
@@ -38,26 +38,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=5)
 MAX_BACKOFF = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    idempotency_key: str
-    kind: str
-    channel: str
-    ticket_id: int | None
-    payload: dict[str, Any]
-    attempts: int
-
-
-class PermanentDeliveryError(Exception):
-    """The platform refused the item for good (bad address, blocked bot): do not retry."""
-
-
-class Sender(Protocol):
-    async def send(self, item: OutboxItem) -> None:
-        """Deliver the item or raise; any exception other than PermanentDeliveryError is retried."""
 
 
 class DeliveryCounters(Protocol):
@@ -90,8 +70,9 @@ async def queue_outbound(conn: asyncpg.Connection, *, key: str, kind: str, chann
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with ±20 % jitter, so a relay outage does not end in a thundering herd."""
-    base = min(BASE_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
-    return base * (0.8 + 0.4 * (rng or random).random())
+    base = min(BASE_BACKOFF * (1 << max(attempts - 1, 0)), MAX_BACKOFF)
+    jitter = rng.random() if rng is not None else random.random()
+    return base * (0.8 + 0.4 * jitter)
 
 
 class Dispatcher:

@@ -62,10 +62,6 @@ def priority_rank(priority: str) -> int:
     return PRIORITIES.index(found)
 
 
-def higher_priority(a: Priority, b: Priority) -> Priority:
-    return a if priority_rank(a) >= priority_rank(b) else b
-
-
 def urgency(priority: str) -> int:
     """0 for the most urgent: the queue's sort key (agents/ knows ranks, not priority names)."""
     return len(PRIORITIES) - 1 - priority_rank(priority)

@@ -5,7 +5,6 @@ Each answers success only after `Pipeline.ingest` has committed.
 
 from __future__ import annotations
 
-import hmac
 import time
 
 from starlette.datastructures import UploadFile
@@ -13,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from channels.api.adapter import parse_integration_message
+from channels.api import adapter as api_adapter
+from channels.base import RawRequest
 from channels.webform import form as webform
-from router.core.errors import InvalidInput, LengthRequired, MalformedBody, PayloadTooLarge, RouterError, Unauthorized
+from router.core.errors import InvalidInput, LengthRequired, MalformedBody, PayloadTooLarge, RouterError
 from router.core.inbound import InboundMessage, IngestResult
-from router.web.http import bearer_token, client_address, read_json_object, services
+from router.web.http import DEFAULT_MAX_JSON_BYTES, client_address, read_body, read_json_object, services
 
 
 async def ingest(request: Request, message: InboundMessage) -> IngestResult:
@@ -29,18 +29,10 @@ async def ingest(request: Request, message: InboundMessage) -> IngestResult:
     return result
 
 
-def check_integration_token(request: Request) -> None:
-    expected = services(request).config.settings.api_token
-    if not expected:
-        raise Unauthorized("the integration API is disabled (ROUTER_API_TOKEN is not set)")
-    token = bearer_token(request)
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized("a valid `Authorization: Bearer <ROUTER_API_TOKEN>` header is required")
-
-
 async def post_message(request: Request) -> Response:
-    check_integration_token(request)
-    message = parse_integration_message(await read_json_object(request))
+    secrets = api_adapter.ApiSecrets(services(request).config.settings.api_token)
+    raw = RawRequest(request.headers, await read_body(request, DEFAULT_MAX_JSON_BYTES))
+    [message] = api_adapter.parse(raw, secrets)
     result = await ingest(request, message)
     return JSONResponse(result.as_json(), status_code=202)
 

@@ -6,7 +6,6 @@ import asyncio
 import random
 from datetime import timedelta
 
-from agents import assignment
 from router import db
 from router.core import actions
 from router.core.inbound import InboundMessage, email_identity

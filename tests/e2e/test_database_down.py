@@ -17,9 +17,9 @@ import pytest
 
 from agents import store as agent_store
 from channels.email.intake import start_server
-from router.workers import smtp_intake_handler
 from router import db
 from router.app import create_app
+from router.workers import smtp_intake_handler
 from tests.conftest import API_TOKEN, free_port
 
 

@@ -13,9 +13,8 @@ from email.utils import make_msgid
 import pytest
 
 from channels.email.intake import start_server
-from router.workers import smtp_intake_handler
 from router.core.outbound import Dispatcher
-from router.workers import senders_for
+from router.workers import senders_for, smtp_intake_handler
 from tests.conftest import free_port
 
 

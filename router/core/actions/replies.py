@@ -56,7 +56,8 @@ async def _queue_reply(conn: asyncpg.Connection, config: Config, ticket: Ticket,
         customer_ids = [external_id for external_id, direction in thread if direction == "in"]
         references = [external_id for external_id, _ in thread]
         # Answer the customer's latest mail; References carry the whole conversation for their client.
-        extra.update(in_reply_to=(customer_ids or references or [None])[-1], references=references[-20:])
+        latest = customer_ids or references
+        extra.update(in_reply_to=latest[-1] if latest else None, references=references[-20:])
     subject = f"Re: [{ticket.ref}] {ticket.subject or ''}".strip()
     key = f"reply:{ticket.id}:{idempotency_key or uuid.uuid4().hex}"
     message_id = await queue_outbound(

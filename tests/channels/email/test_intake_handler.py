@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.email.intake import IntakeSMTP
-from router.workers import smtp_intake_handler
 from router import db
 from router.core.pipeline import Pipeline
+from router.workers import smtp_intake_handler
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.eml"))
 SEEDS = [path.read_bytes() for path in FIXTURES]
