@@ -7,12 +7,13 @@ collected (not raised one at a time) and reported with the line they come from, 
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cached_property
 from importlib import resources
@@ -188,9 +189,21 @@ def ensure_secret_key(settings: Settings) -> Settings:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key_file = settings.data_dir / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(48))
-        key_file.chmod(0o600)
-    return Settings(**{**settings.__dict__, "secret_key": key_file.read_text().strip()})
+        # Written aside, then linked into place: the file appears whole, and if two processes start
+        # together the first link wins and both use its key.
+        draft = key_file.with_name(f"secret_key.{os.getpid()}.tmp")
+        draft.write_text(secrets.token_urlsafe(48))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = key_file.read_text().strip()
+    if not key:
+        raise ConfigError([f"{key_file}: the secret key file is empty; delete it or set ROUTER_SECRET_KEY"])
+    return replace(settings, secret_key=key)
 
 
 def demo_config_text() -> str:

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from router.config import ConfigError, demo_config_text, parse_config, parse_duration, settings_from_env
+from router.config import (
+    ConfigError,
+    Settings,
+    demo_config_text,
+    ensure_secret_key,
+    parse_config,
+    parse_duration,
+    settings_from_env,
+)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -116,3 +124,11 @@ def test_environment_settings(tmp_path):
     assert settings.public_url == "http://127.0.0.1:9001"
     with pytest.raises(ConfigError, match="ROUTER_SMTP_PORT"):
         settings_from_env({"ROUTER_SMTP_PORT": "lots"})
+
+
+def test_a_generated_secret_key_is_kept_in_the_data_dir_and_reused(tmp_path):
+    first = ensure_secret_key(Settings(database_url=None, data_dir=tmp_path, config_path=None))
+    second = ensure_secret_key(Settings(database_url=None, data_dir=tmp_path, config_path=None))
+    assert len(first.secret_key) >= 40 and first.secret_key == second.secret_key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]

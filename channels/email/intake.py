@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.parse import ParsedEmail, fingerprint, parse_email
 from router.config import Config
-from router.core.errors import DATABASE_DOWN_ERRORS, RouterError
+from router.core.errors import DATABASE_DOWN_ERRORS, RouterError, StorageFailed
 from router.core.inbound import (
     MAX_TEXT_CHARS,
     Identity,
@@ -115,6 +115,8 @@ class IntakeHandler:
                 parsed = parse_email(raw, **limits)
             message = to_inbound(parsed, raw, raw_ref, envelope.mail_from, list(envelope.rcpt_tos))
             result = await self.ingest(message)
+        except StorageFailed:
+            return "451 4.3.0 Requested action aborted: local error in processing"
         except DATABASE_DOWN_ERRORS as exc:
             log.warning("SMTP intake: database unavailable (%r); answering 451", exc)
             return "451 4.3.0 Temporary local problem: please try again later"

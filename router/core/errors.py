@@ -61,6 +61,14 @@ class RateLimited(RouterError):
     code = "rate_limited"
 
 
+class StorageFailed(RouterError):
+    """Our own disk refused a write (full, read-only, missing): nothing the sender did, and not a
+    database outage either. HTTP 507, SMTP 451 "local error in processing"."""
+
+    status = 507
+    code = "storage_failed"
+
+
 class ServiceUnavailable(RouterError):
     """The database is unreachable: the sender should retry (HTTP 503 + Retry-After, SMTP 451)."""
 
@@ -81,7 +89,10 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Exceptions that mean "the database cannot do this right now" (down, restarting, or a deadlock /
-serialization conflict it resolved by aborting us): the sender should retry, the request is fine."""
+serialization conflict it resolved by aborting us): the sender should retry, the request is fine.
+`OSError` is here because connecting to a stopped server raises plain ones (a missing socket file,
+asyncio's "Multiple exceptions" when every address refuses); our own disk writes never reach the
+edges as `OSError`: `store.attachments` turns them into `StorageFailed`."""
 
 BAD_VALUE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DataError,

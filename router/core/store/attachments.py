@@ -1,4 +1,5 @@
-"""Attachment blobs, content-addressed under `$ROUTER_DATA_DIR/attachments`, metadata in PostgreSQL.
+"""Attachment blobs, content-addressed under `$ROUTER_DATA_DIR/attachments`, metadata in PostgreSQL
+(the only writer of `attachments` and of the blob files).
 
 Blobs are written (and fsynced) before the transaction that references them commits, so a
 committed row never points at a missing file; an orphan blob after a rollback is harmless.
@@ -8,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
 
+from router.core.errors import StorageFailed
 from router.core.inbound import InboundAttachment
+
+log = logging.getLogger(__name__)
 
 
 def blob_path(data_dir: Path, sha256: str) -> Path:
@@ -22,6 +27,16 @@ def blob_path(data_dir: Path, sha256: str) -> Path:
 
 
 def write_blob(data_dir: Path, content: bytes) -> str:
+    """Write `content` durably under its SHA-256 (once); a disk failure is a `StorageFailed`."""
+    try:
+        return _write_blob(data_dir, content)
+    except OSError as exc:
+        log.error("cannot write to %s: %r", data_dir / "attachments", exc)
+        raise StorageFailed(f"the server could not store the message on disk ({exc.strerror or exc}); retry later"
+                            ) from exc
+
+
+def _write_blob(data_dir: Path, content: bytes) -> str:
     digest = hashlib.sha256(content).hexdigest()
     path = blob_path(data_dir, digest)
     if path.exists():
