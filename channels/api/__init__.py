@@ -1,0 +1,1 @@
+"""The generic integration channel (`POST /api/v1/messages`)."""

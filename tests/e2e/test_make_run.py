@@ -67,7 +67,7 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         log.seek(0)
         output = log.read()
         log.close()
-    assert "Support inbox:" in output and "aiko@example.com / demo" in output and "Bearer demo-aiko" in output
+    assert "Agent API:" in output and "aiko@example.com / demo" in output and "Bearer demo-aiko" in output
     assert process.returncode in (0, -signal.SIGTERM, 2), output[-3000:]
     assert not embedded_servers_for(tmp_path / "var" / "pg"), "the embedded PostgreSQL was left running"
 

@@ -1,0 +1,1 @@
+"""Storage: one module per table group, the only writer of its tables; SQL lives here."""
