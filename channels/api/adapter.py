@@ -1,7 +1,9 @@
 """Generic integration channel: `POST /api/v1/messages` JSON → `InboundMessage` (SPEC §3).
 
 The adapter checks the integration token (`ROUTER_API_TOKEN`, constant-time) before it parses
-the body: see `channels.base` for the contract.
+the body: see `channels.base` for the contract. `sender.id` is the sender's id on the integration's
+platform (proved: the integration is that platform); `sender.email` and `sender.phone` are claims
+unless the integration lists them in `sender.verified` (SPEC §2.4).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from router.core.inbound import Identity, InboundMessage, email_identity, phone_
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MAX_FIELD_CHARS = 1000
 MAX_TEXT_CHARS = 100_000
+VERIFIABLE = ("email", "phone")
+"""What an integration may state it verified (`sender.verified`); anything else it sends is a claim."""
 
 
 def _string(data: dict[str, Any], key: str, *, required: bool = False, limit: int = MAX_FIELD_CHARS) -> str | None:
@@ -57,19 +61,23 @@ def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
     sender = data.get("sender")
     if not isinstance(sender, dict):
         raise InvalidInput("`sender` must be an object with at least one of id, email, phone")
+    verified = sender.get("verified", [])
+    if not isinstance(verified, list) or not set(verified) <= set(VERIFIABLE):
+        raise InvalidInput(f"`sender.verified` must be a list of {' and '.join(repr(k) for k in VERIFIABLE)}")
     identities: list[Identity] = []
+    claims: list[Identity] = []
     sender_id = _string(sender, "id")
     if sender_id:
         identities.append(Identity(channel, sender_id.strip()))
-    proofs = (("email", email_identity, "an email address"), ("phone", phone_identity, "a phone number"))
-    for key, parse, what in proofs:
+    typed = (("email", email_identity, "an email address"), ("phone", phone_identity, "a phone number"))
+    for key, parse, what in typed:
         value = _string(sender, key)
         if value:
             identity = parse(value)
             if identity is None:
                 raise InvalidInput(f"`sender.{key}` {value!r} is not {what}")
-            identities.append(identity)
-    if not identities:
+            (identities if key in verified else claims).append(identity)
+    if not identities and not claims:
         raise InvalidInput("`sender` needs at least one of id, email, phone")
     text = _string(data, "text", required=True, limit=MAX_TEXT_CHARS) or ""
     if not text.strip():
@@ -78,6 +86,7 @@ def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
     return InboundMessage(
         channel=channel,
         identities=tuple(identities),
+        claims=tuple(claims),
         text=text,
         external_id=external_id.strip() if external_id else None,
         sender_name=_string(sender, "name"),

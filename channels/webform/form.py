@@ -29,7 +29,8 @@ TEXTS = {
         "name": "Your name", "email": "Email", "subject": "Subject", "message": "Message",
         "attachments": "Attachments (optional)", "send": "Send",
         "thanks": "Thank you — we received your request.",
-        "reference": "Your ticket reference is", "keep": "Keep it: replies by email or chat join the same ticket.",
+        "reference": "We have sent the reference of your request, and when we will reply, to your email address.",
+        "keep": "Answer that email to add to the same request.",
         "error": "Please check the form",
     },
     "ja": {
@@ -37,7 +38,8 @@ TEXTS = {
         "name": "お名前", "email": "メールアドレス", "subject": "件名", "message": "お問い合わせ内容",
         "attachments": "添付ファイル（任意）", "send": "送信",
         "thanks": "お問い合わせを受け付けました。",
-        "reference": "受付番号", "keep": "メールやチャットでのご連絡も同じお問い合わせとして扱われます。",
+        "reference": "受付番号と回答予定時刻をご入力のメールアドレスにお送りしました。",
+        "keep": "そのメールにご返信いただくと、同じお問い合わせに追加されます。",
         "error": "入力内容をご確認ください",
     },
 }
@@ -62,9 +64,11 @@ def page_language(request: Request) -> str:
 
 
 def render_form(language: str, *, error: str | None = None, values: dict[str, str] | None = None,
-                ticket_ref: str | None = None) -> str:
+                sent: bool = False) -> str:
+    """The form, or (`sent`) the thank-you page. The thank-you page never shows a ticket reference:
+    whoever typed the address may not own it (SPEC §2.4); the reference goes to the address."""
     return _templates.get_template("support.html").render(
-        t=TEXTS[language], lang=language, error=error, values=values or {}, ticket_ref=ticket_ref,
+        t=TEXTS[language], lang=language, error=error, values=values or {}, sent=sent,
         honeypot=HONEYPOT_FIELD)
 
 
@@ -102,6 +106,6 @@ async def parse_submission(values: dict[str, Any], uploads: list[UploadFile], *,
         filename = (upload.filename or "attachment").replace("/", "_").replace("\\", "_")[:200]
         attachments.append(InboundAttachment(filename, upload.content_type or "application/octet-stream", content))
     message = InboundMessage(
-        channel="web", identities=(identity,), text=text, sender_name=name or None,
+        channel="web", identities=(), claims=(identity,), text=text, sender_name=name or None,
         subject=subject or None, attachments=tuple(attachments))
     return FormSubmission(message, shown)

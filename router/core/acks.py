@@ -81,7 +81,8 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
     if message.auto_kind is not None:
         return False
     channel = REPLY_CHANNEL.get(message.channel, message.channel)
-    sender = next((i for i in message.identities if i.kind == channel), None)
+    # A typed address (a claim) is acknowledged too: the ack reaches the address's owner, not the typist.
+    sender = next((i for i in (*message.identities, *message.claims) if i.kind == channel), None)
     if sender is None:
         return False
     if channel == "email" and is_our_address(config, sender.value):

@@ -91,13 +91,17 @@ class InboundAttachment:
 class InboundMessage:
     """What a customer sent, already parsed by its channel.
 
-    `identities[0]` is the identity that sent the message; further identities are ones the message
-    proves (an email typed into the web form or chat), which link to the same customer.
+    `identities` are proved by the platform (a mail's From, a platform user id, an address the
+    integration says it verified); `identities[0]` sent the message, and identities proved together
+    link to one customer. `claims` are what the sender only typed (an email address in the web form
+    or chat, a phone number): they never link, never find another customer's history, never route
+    replies to the sender (SPEC §2.4). A sender with claims only (the web form) has no `identities`.
     """
 
     channel: str
     identities: tuple[Identity, ...]
     text: str
+    claims: tuple[Identity, ...] = ()
     external_id: str | None = None
     sender_name: str | None = None
     subject: str | None = None
@@ -116,9 +120,9 @@ class InboundMessage:
 class IngestResult:
     """What the pipeline stored for a message: the channel's answer to its platform is made of it."""
 
-    message_id: int
-    ticket_id: int
-    ticket_ref: str
+    message_id: int | None  # None (with the ticket) only for a redelivery of someone else's message id
+    ticket_id: int | None
+    ticket_ref: str | None
     duplicate: bool
     new_ticket: bool = False
     reopened: bool = False

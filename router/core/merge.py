@@ -23,7 +23,9 @@ async def merge_customers(conn: asyncpg.Connection, rules: SlaRules, survivor_id
     """Fold customer `other_id` into `survivor_id`: identities, tickets and every message move over,
     and their active tickets become one thread (the oldest), so nothing is lost and nobody repeats
     themselves. Returns the id of the surviving active thread, if any."""
-    tier = await customers.fold(conn, survivor_id, other_id)
+    duplicates = await customers.duplicates(conn, survivor_id, other_id)
+    await tickets.repoint_senders(conn, duplicates)
+    tier = await customers.fold(conn, survivor_id, other_id, duplicates)
     await tickets.move_customer(conn, other_id, survivor_id)
     thread_id = await _one_thread(conn, rules, survivor_id, tier, now, actor_id=actor_id)
     await events.record(conn, thread_id, "customer.merged",

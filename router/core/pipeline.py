@@ -67,17 +67,20 @@ class Pipeline:
                 seen = await tickets.find_message(conn, message.channel, external_id)
             if seen is None:  # stored by a transaction that has since been rolled back: let the sender retry
                 raise ServiceUnavailable("the message is being stored by another request; retry") from None
-            message_id, ticket_id, number = seen
-            return IngestResult(message_id, ticket_id, ref(number), duplicate=True)
+            sender = (message.identities or message.claims)[0]
+            if seen.sender != (sender.kind, sender.value):
+                # Someone else's message id: say "already stored", never where it went (SPEC §2.4).
+                return IngestResult(None, None, None, duplicate=True)
+            return IngestResult(seen.message_id, seen.ticket_id, ref(seen.number), duplicate=True)
 
     async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str) -> IngestResult:
         now = self.clock()
-        customer = await customers.resolve(conn, message.identities, message.sender_name, now)
+        customer = await customers.resolve(conn, message.identities, message.claims, message.sender_name, now)
         if customer.merge_with:
             for other in customer.merge_with:
                 await merge_customers(conn, self.config.sla, customer.id, other, now,
                                       reason="a message proved both identities")
-            customer = await customers.resolve(conn, message.identities, message.sender_name, now)
+            customer = await customers.resolve(conn, message.identities, message.claims, message.sender_name, now)
         found = classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words,
                          customer.tier)
         automated = message.auto_kind is not None
@@ -88,10 +91,14 @@ class Pipeline:
             subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
             raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata)
         received = ("message.received", {"channel": message.channel, "auto": automated})
+        suggested = [("customer.match_suggested", {
+            "customer_id": s.customer_id, "identity": s.identity.key, "reason": s.reason,
+            "confidence": s.confidence}) for s in customer.suggestions]
 
         if not (automated or customer.is_new or message.thread_refs or message.ticket_number_hint is not None):
             # The common follow-up, in one statement; None when the customer has no active ticket.
-            joined = await tickets.join_active_ticket(conn, customer.id, found.priority, incoming, [received])
+            joined = await tickets.join_active_ticket(conn, customer.id, found.priority, incoming,
+                                                      [received, *suggested])
             if joined is not None:
                 return await self._carry_out(conn, plan_ingest("join", automated=False), message, customer,
                                              joined, policy=None, now=now)
@@ -99,6 +106,16 @@ class Pipeline:
         choice = await tickets.choose_thread(
             conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
             now=now, reopen_window=self.config.service.reopen_window, new_customer=customer.is_new)
+        if (choice.ticket is not None and choice.ticket.customer_id != customer.id and message.identities
+                and await customers.prove_claim(conn, choice.ticket.customer_id, message.identities[0])):
+            # The mailbox answered what we sent to an address someone only typed (the web form):
+            # proof (SPEC §2.4). That claimant had no other way to hear from us, so they become this
+            # customer, and the thread is chosen again over the merged tickets.
+            await merge_customers(conn, self.config.sla, customer.id, choice.ticket.customer_id, now,
+                                  reason=f"{message.identities[0].key} answered our message to that address")
+            choice = await tickets.choose_thread(
+                conn, customer.id, thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
+                now=now, reopen_window=self.config.service.reopen_window)
         plan = plan_ingest(choice.action, automated=automated)
         policy = None
         happened: list[tickets.Event] = []
@@ -118,7 +135,7 @@ class Pipeline:
             ticket = choice.ticket
         if plan.reopen:
             happened.append(("ticket.reopened", {"ref": ticket.ref}))
-        happened.append(received)
+        happened.extend((received, *suggested))
         stored = await tickets.insert_message(conn, ticket, incoming, happened,
                                               customer_wrote=found.priority if plan.customer_wrote else None)
         return await self._carry_out(conn, plan, message, customer, stored, policy=policy, now=now)
@@ -163,14 +180,14 @@ class Pipeline:
 
 def validate(message: InboundMessage) -> None:
     """Reject what no channel should hand over, before touching the database."""
-    if not message.identities:
+    if not message.identities and not message.claims:
         raise InvalidInput("the sender has no identity (email, phone or platform id)")
     if not message.text.strip() and not message.attachments:
         raise InvalidInput("the message is empty")
     if len(message.text) > MAX_TEXT_CHARS:
         raise InvalidInput(f"the message text is longer than {MAX_TEXT_CHARS} characters")
     fields = [message.text, message.subject, message.sender_name, message.external_id, message.html,
-              message.quoted_text, *message.thread_refs, *(i.value for i in message.identities)]
+              message.quoted_text, *message.thread_refs, *(i.value for i in (*message.identities, *message.claims))]
     for value in fields:
         if value and not storable_text(value):
             raise InvalidInput("the message contains NUL characters or invalid Unicode")

@@ -74,12 +74,11 @@ async def post_support(request: Request) -> Response:
         return _form_error(language, exc, values)
     if submission.message is None:
         svc.metrics.rejected.labels("web", "honeypot").inc()
-        ref = None
     else:
-        ref = (await ingest(request, submission.message)).ticket_ref
+        await ingest(request, submission.message)
     if wants_json:
-        return JSONResponse({"ticket_ref": ref, "accepted": True}, status_code=202)
-    return HTMLResponse(webform.render_form(language, ticket_ref=ref or "—"), status_code=200)
+        return JSONResponse({"accepted": True}, status_code=202)  # the reference goes to the address only
+    return HTMLResponse(webform.render_form(language, sent=True), status_code=200)
 
 
 def _form_error(language: str, exc: RouterError, values: dict[str, str]) -> Response:

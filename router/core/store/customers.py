@@ -11,7 +11,7 @@ from the same new sender cannot create two customers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,16 @@ import asyncpg
 from router.core.errors import Conflict, InvalidInput, NotFound
 from router.core.inbound import Identity
 from router.core.refs import ref
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A typed identity that belongs to another customer: maybe the same person, for an agent to judge."""
+
+    customer_id: int
+    identity: Identity
+    reason: str
+    confidence: float
 
 
 @dataclass(frozen=True)
@@ -32,35 +42,51 @@ class Customer:
     sender_identity_id: int | None = None
     is_new: bool = False  # created by this message: no tickets to thread into yet
     merge_with: tuple[int, ...] = ()  # other customers the identities prove to be this one
+    suggestions: tuple[Suggestion, ...] = ()
+    verified: bool = True  # False: known only by what they typed (an anonymous web form sender)
 
 
-async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
-                  now: datetime) -> Customer:
-    """Find or create the customer behind `identities[0]`, linking every other identity given, and
-    lock their row so their messages thread one at a time.
+async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], claims: Sequence[Identity],
+                  name: str | None, now: datetime) -> Customer:
+    """The customer behind a message, their row locked so their messages thread one at a time.
 
-    When the identities belong to different customers, the message proves they are one person:
-    the result names the others in `merge_with` (the oldest customer survives) and links nothing
-    yet; the caller merges them and resolves again.
+    `identities` are proved (the sender's platform id, a mail's From): they find or create the
+    customer, and identities proved together link — when they belong to different customers the
+    result names the others in `merge_with` (the oldest survives) and the caller merges them.
+    `claims` are only typed (SPEC §2.4): they never find another customer's record. A claim that is
+    another customer's identity becomes a `Suggestion`; otherwise it is kept as an unverified
+    identity of this customer, so replies can reach the address. A sender with claims only is a
+    customer of their own, or the one earlier anonymous claimant of the same address (whose only
+    way to hear back is that address, so joining them reveals nothing).
     """
+    if not identities:
+        return await _resolve_claimant(conn, claims, name, now)
     unique = list(dict.fromkeys(identities))
     known = await _lock_known(conn, unique)
+    customer = None
     if len(known) == len(unique) and len({row["id"] for row in known.values()}) == 1:
         row = known[unique[0]]
         if row["merged_into"] is None:
             if name and row["name"] is None:
                 await conn.execute("UPDATE customers SET name = $2 WHERE id = $1", row["id"], name)
-            return _customer(row, name)
-    return await _resolve_slow(conn, unique, name, now)
+            customer = _customer(row, name)
+    if customer is None:
+        customer = await _resolve_slow(conn, unique, name, now)
+    if claims and not customer.merge_with:
+        customer = await _keep_claims(conn, customer, claims, now)
+    return customer
 
 
-async def _lock_known(conn: asyncpg.Connection, identities: list[Identity]) -> dict[Identity, asyncpg.Record]:
-    """The common case in one round trip: every identity is known, and its customer row is locked."""
-    rows = await conn.fetch(
-        "SELECT ci.id AS identity_id, ci.kind, ci.value, c.id, c.name, c.tier, c.language, c.timezone, c.merged_into"
-        " FROM customer_identities ci JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
-        " JOIN customers c ON c.id = ci.customer_id ORDER BY c.id FOR UPDATE OF c",
-        [i.kind for i in identities], [i.value for i in identities])
+_KNOWN_SQL = (
+    "SELECT ci.id AS identity_id, ci.kind, ci.value, c.id, c.name, c.tier, c.language, c.timezone, c.merged_into"
+    " FROM customer_identities ci JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
+    " JOIN customers c ON c.id = ci.customer_id WHERE ci.verified ORDER BY c.id FOR UPDATE OF c"
+)
+
+
+async def _lock_known(conn: asyncpg.Connection, identities: Sequence[Identity]) -> dict[Identity, asyncpg.Record]:
+    """The common case in one round trip: every identity is known (verified), its customer row locked."""
+    rows = await conn.fetch(_KNOWN_SQL, [i.kind for i in identities], [i.value for i in identities])
     return {Identity(row["kind"], row["value"]): row for row in rows}
 
 
@@ -69,18 +95,21 @@ def _customer(row: asyncpg.Record, name: str | None) -> Customer:
                     timezone=row["timezone"], sender_identity_id=row["identity_id"])
 
 
+async def _lock_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> None:
+    """Transaction-scoped advisory locks on identity keys, in sorted order (never a lock cycle), so
+    two first messages from one new sender cannot create two customers."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k",
+                       sorted(set(keys)))
+
+
 async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: str | None,
                         now: datetime) -> Customer:
-    """New identities (or a merge): lock the identity keys so two first messages from one new sender
-    cannot create two customers, then create, link or merge."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k",
-        sorted(identity.key for identity in unique),
-    )
+    """New identities (or a merge): lock the identity keys, then create, link or ask for a merge."""
+    await _lock_keys(conn, [identity.key for identity in unique])
     known = await _lock_known(conn, unique)
     owners = sorted({row["id"] for row in known.values()})
     if not owners:
-        return await _create(conn, unique, name, now)
+        return await _create(conn, unique, (), name, now)
     customer_id = owners[0]
     if len(owners) > 1:
         row = known[unique[0]]
@@ -89,9 +118,11 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
     missing = [i for i in unique if i not in known]
     identity_ids = {identity: row["identity_id"] for identity, row in known.items()}
     if missing:
+        # A claim this customer made earlier is proved now: it becomes verified rather than a second row.
         inserted = await conn.fetch(
             "INSERT INTO customer_identities (customer_id, kind, value, created_at)"
             " SELECT $1, kind, value, $4 FROM unnest($2::text[], $3::text[]) AS x(kind, value)"
+            " ON CONFLICT (customer_id, kind, value) DO UPDATE SET verified = true"
             " RETURNING id, kind, value",
             customer_id, [i.kind for i in missing], [i.value for i in missing], now,
         )
@@ -104,21 +135,94 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
     return Customer(**dict(row), sender_identity_id=identity_ids[unique[0]])
 
 
-async def _create(conn: asyncpg.Connection, identities: list[Identity], name: str | None,
-                  now: datetime) -> Customer:
-    """A first-time sender: the customer and their identities in one statement."""
+async def _create(conn: asyncpg.Connection, identities: Sequence[Identity], claims: Sequence[Identity],
+                  name: str | None, now: datetime) -> Customer:
+    """A first-time sender: the customer, their identities and claims in one statement."""
+    every = [*identities, *claims]
     rows = await conn.fetch(
         "WITH c AS (INSERT INTO customers (name, created_at) VALUES ($1, $2) RETURNING id, tier)"
-        " INSERT INTO customer_identities (customer_id, kind, value, created_at)"
-        " SELECT c.id, x.kind, x.value, $2 FROM c, unnest($3::text[], $4::text[]) AS x(kind, value)"
+        " INSERT INTO customer_identities (customer_id, kind, value, verified, created_at)"
+        " SELECT c.id, x.kind, x.value, x.verified, $2"
+        " FROM c, unnest($3::text[], $4::text[], $5::boolean[]) AS x(kind, value, verified)"
         " RETURNING customer_id, id, kind, value",
-        name, now, [i.kind for i in identities], [i.value for i in identities])
-    sender = next(row for row in rows if Identity(row["kind"], row["value"]) == identities[0])
+        name, now, [i.kind for i in every], [i.value for i in every],
+        [True] * len(identities) + [False] * len(claims))
+    sender = next(row for row in rows if Identity(row["kind"], row["value"]) == every[0])
     return Customer(id=sender["customer_id"], name=name, tier="standard", language=None, timezone=None,
-                    sender_identity_id=sender["id"], is_new=True)
+                    sender_identity_id=sender["id"], is_new=True, verified=bool(identities))
 
 
-async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> str:
+async def _holders(conn: asyncpg.Connection, claims: Sequence[Identity]) -> list[asyncpg.Record]:
+    return list(await conn.fetch(
+        "SELECT ci.id AS identity_id, ci.customer_id, ci.kind, ci.value, ci.verified FROM customer_identities ci"
+        " JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
+        " JOIN customers c ON c.id = ci.customer_id WHERE c.merged_into IS NULL ORDER BY ci.customer_id",
+        [i.kind for i in claims], [i.value for i in claims]))
+
+
+def _suggestions(rows: Sequence[asyncpg.Record], customer_id: int | None) -> tuple[Suggestion, ...]:
+    return tuple(Suggestion(row["customer_id"], Identity(row["kind"], row["value"]),
+                            f"typed {row['kind']} {row['value']}, which customer {row['customer_id']} uses", 0.6)
+                 for row in rows if row["verified"] and row["customer_id"] != customer_id)
+
+
+async def _keep_claims(conn: asyncpg.Connection, customer: Customer, claims: Sequence[Identity],
+                       now: datetime) -> Customer:
+    """A known sender typed `claims`: suggestions for those another customer uses, unverified
+    identities of this customer for the rest."""
+    await _lock_keys(conn, [f"claim:{claim.key}" for claim in claims])
+    rows = await _holders(conn, claims)
+    taken = {Identity(row["kind"], row["value"]) for row in rows
+             if row["customer_id"] == customer.id or row["verified"]}
+    fresh = [claim for claim in dict.fromkeys(claims) if claim not in taken]
+    if fresh:
+        await conn.execute(
+            "INSERT INTO customer_identities (customer_id, kind, value, verified, created_at)"
+            " SELECT $1, kind, value, false, $4 FROM unnest($2::text[], $3::text[]) AS x(kind, value)"
+            " ON CONFLICT DO NOTHING", customer.id, [c.kind for c in fresh], [c.value for c in fresh], now)
+    found = _suggestions(rows, customer.id)
+    return replace(customer, suggestions=found) if found else customer
+
+
+async def _resolve_claimant(conn: asyncpg.Connection, claims: Sequence[Identity], name: str | None,
+                            now: datetime) -> Customer:
+    """A sender known only by what they typed (the web form's address)."""
+    if not claims:
+        raise InvalidInput("the sender has no identity (email, phone or platform id)")
+    await _lock_keys(conn, [f"claim:{claim.key}" for claim in claims])
+    rows = await _holders(conn, claims)
+    verified_owner = any(row["verified"] for row in rows)
+    earlier = [row for row in rows if not row["verified"] and Identity(row["kind"], row["value"]) == claims[0]]
+    if earlier and not verified_owner:
+        row = await conn.fetchrow(
+            "UPDATE customers SET name = COALESCE(name, $2) WHERE id = $1 RETURNING id, name, tier, language, timezone",
+            earlier[0]["customer_id"], name)
+        return Customer(**dict(row), sender_identity_id=earlier[0]["identity_id"], verified=False)
+    created = await _create(conn, (), claims, name, now)
+    return replace(created, suggestions=_suggestions(rows, None))
+
+
+async def prove_claim(conn: asyncpg.Connection, claimant_id: int, identity: Identity) -> bool:
+    """The address `identity` answered a message we sent to `claimant_id`'s claim of it: is that
+    claimant known only by claims (so that merging them into the address's owner gives them nothing)?"""
+    row = await conn.fetchrow(
+        "SELECT bool_or(verified) AS any_verified, bool_or(kind = $2 AND value = $3) AS claimed"
+        " FROM customer_identities WHERE customer_id = $1", claimant_id, identity.kind, identity.value)
+    return bool(row and row["claimed"] and not row["any_verified"])
+
+
+async def duplicates(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> list[tuple[int, int]]:
+    """(claim to drop, identity to keep) for each identity both customers hold, one side only typed."""
+    rows = await conn.fetch(
+        "SELECT CASE WHEN a.verified THEN b.id ELSE a.id END AS drop_id,"
+        " CASE WHEN a.verified THEN a.id ELSE b.id END AS keep_id"
+        " FROM customer_identities a JOIN customer_identities b ON a.kind = b.kind AND a.value = b.value"
+        " WHERE a.customer_id = $1 AND b.customer_id = $2", survivor_id, other_id)
+    return [(row["drop_id"], row["keep_id"]) for row in rows]
+
+
+async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int,
+               duplicates: Sequence[tuple[int, int]]) -> str:
     """Fold customer `other_id` into `survivor_id`: identities move over, the survivor takes what it
     lacks (name, language, timezone, a tier above standard), `other_id` points at it. Returns the
     survivor's tier. Both rows are locked in id order; a concurrent merge that won is a Conflict."""
@@ -132,6 +236,8 @@ async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> str
             raise NotFound(f"no customer {wanted}")
         if found[wanted]["merged_into"] is not None:  # checked under the lock: a concurrent merge won
             raise Conflict(f"customer {wanted} was already merged into {found[wanted]['merged_into']}")
+    # Identities move over; of an identity both hold, the claim is dropped (`duplicates` said which).
+    await conn.execute("DELETE FROM customer_identities WHERE id = ANY($1::bigint[])", [drop for drop, _ in duplicates])
     await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
                        survivor_id, other_id)
     tier: str = await conn.fetchval(
@@ -159,7 +265,7 @@ async def profile(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] 
     if row["merged_into"] is not None:
         return await profile(conn, row["merged_into"])
     identities = await conn.fetch(
-        "SELECT kind, value FROM customer_identities WHERE customer_id = $1 ORDER BY id", customer_id)
+        "SELECT kind, value, verified FROM customer_identities WHERE customer_id = $1 ORDER BY id", customer_id)
     history = await conn.fetch(
         "SELECT number, status, priority, channel, subject, created_at FROM tickets"
         " WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 50", customer_id)
@@ -178,8 +284,9 @@ async def profile(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] 
 
 
 async def address_on(conn: asyncpg.Connection, customer_id: int, kind: str) -> str | None:
-    """The customer's newest identity of `kind` (an email address, a platform user id)."""
+    """Where to reach the customer on `kind`: their newest verified identity of that kind, else the
+    newest address they typed (the mailbox's owner receives it, never someone who typed it)."""
     value: str | None = await conn.fetchval(
-        "SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
-        customer_id, kind)
+        "SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = $2"
+        " ORDER BY verified DESC, id DESC LIMIT 1", customer_id, kind)
     return value

@@ -259,12 +259,25 @@ async def create(conn: asyncpg.Connection, new: NewTicket, now: datetime) -> Tic
     return Ticket.from_row(row)
 
 
-async def find_message(conn: asyncpg.Connection, channel: str, external_id: str) -> tuple[int, int, int] | None:
-    """(message id, ticket id, ticket number) of a stored message, by its platform id."""
+@dataclass(frozen=True)
+class Seen:
+    """A stored message found by its platform id, and who sent it."""
+
+    message_id: int
+    ticket_id: int
+    number: int
+    sender: tuple[str, str] | None  # (kind, value) of the sending identity
+
+
+async def find_message(conn: asyncpg.Connection, channel: str, external_id: str) -> Seen | None:
     row = await conn.fetchrow(
-        "SELECT m.id, m.ticket_id, t.number FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+        "SELECT m.id, m.ticket_id, t.number, ci.kind, ci.value FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+        " LEFT JOIN customer_identities ci ON ci.id = m.sender_identity_id"
         " WHERE m.channel = $1 AND m.external_id = $2", channel, external_id)
-    return (row["id"], row["ticket_id"], row["number"]) if row else None
+    if row is None:
+        return None
+    sender = (row["kind"], row["value"]) if row["kind"] is not None else None
+    return Seen(row["id"], row["ticket_id"], row["number"], sender)
 
 
 async def set_status(conn: asyncpg.Connection, ticket_id: int, status: Status, now: datetime) -> None:
@@ -306,6 +319,14 @@ async def move_customer(conn: asyncpg.Connection, from_customer: int, to_custome
     """A customer merge: their tickets and messages now belong to the survivor."""
     await conn.execute("UPDATE tickets SET customer_id = $1 WHERE customer_id = $2", to_customer, from_customer)
     await conn.execute("UPDATE messages SET customer_id = $1 WHERE customer_id = $2", to_customer, from_customer)
+
+
+async def repoint_senders(conn: asyncpg.Connection, moves: Sequence[tuple[int, int]]) -> None:
+    """Messages sent from identity `old` now name identity `new` (a customer merge drops duplicates)."""
+    if moves:
+        await conn.execute(
+            "UPDATE messages m SET sender_identity_id = x.new FROM unnest($1::bigint[], $2::bigint[]) AS x(old, new)"
+            " WHERE m.sender_identity_id = x.old", [old for old, _ in moves], [new for _, new in moves])
 
 
 async def fold_into(conn: asyncpg.Connection, thread_id: int, other_id: int, now: datetime) -> None:

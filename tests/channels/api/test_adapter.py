@@ -21,8 +21,8 @@ def request(name: str, token: str | None = "s3cret") -> RawRequest:
 def test_a_crm_message_becomes_one_normalized_message() -> None:
     [message] = parse(request("crm_message.json"), SECRETS)
     assert message.channel == "api"
-    assert message.identities == (Identity("api", "991"), Identity("email", "hanako@example.jp"),
-                                  Identity("phone", "+819012345678"))
+    assert message.identities == (Identity("api", "991"),)  # the integration's own user id: proved
+    assert message.claims == (Identity("email", "hanako@example.jp"), Identity("phone", "+819012345678"))
     assert (message.sender_name, message.subject, message.external_id) == (
         "Hanako Yamada", "請求書の再発行", "crm-note-1")
 
@@ -47,3 +47,11 @@ def test_a_typed_address_that_is_not_an_address_is_refused() -> None:
     body = b'{"channel": "api", "sender": {"email": "not-an-address"}, "text": "hi"}'
     with pytest.raises(InvalidInput, match=r"sender\.email"):
         parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
+
+
+def test_addresses_the_integration_verified_are_identities_not_claims() -> None:
+    body = (b'{"channel": "api", "sender": {"id": "7", "email": "a@example.com", "phone": "+81 90 1111 2222",'
+            b' "verified": ["email"]}, "text": "hi"}')
+    [message] = parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
+    assert message.identities == (Identity("api", "7"), Identity("email", "a@example.com"))
+    assert message.claims == (Identity("phone", "+819011112222"),)
