@@ -72,7 +72,8 @@ async def test_the_web_form_with_a_known_address_leaves_that_customers_ticket_un
     tickets = await pool.fetch("SELECT number, customer_id FROM tickets ORDER BY number")
     assert len(tickets) == 2 and tickets[0]["customer_id"] != tickets[1]["customer_id"]
     victim_texts = await pool.fetch(
-        "SELECT body_text FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE t.number = $1 AND direction = 'in'",
+        "SELECT body_text FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+        " WHERE t.number = $1 AND direction = 'in'",
         int(victim.ticket_ref[2:]))
     assert [r["body_text"] for r in victim_texts] == ["Where is my parcel?"]
     # The acknowledgement of the form goes to the address (its owner), with the reference.
