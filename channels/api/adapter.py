@@ -17,7 +17,14 @@ from typing import Any
 
 from channels.base import RawRequest
 from router.core.errors import InvalidInput, MalformedBody, Unauthorized
-from router.core.inbound import Identity, InboundMessage, email_identity, phone_identity, text_value
+from router.core.inbound import (
+    Identity,
+    InboundMessage,
+    email_identity,
+    phone_identity,
+    single_line,
+    text_value,
+)
 
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MAX_FIELD_CHARS = 1000
@@ -89,6 +96,6 @@ def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
         claims=tuple(claims),
         text=text,
         external_id=external_id.strip() if external_id else None,
-        sender_name=_string(sender, "name"),
-        subject=_string(data, "subject"),
+        sender_name=single_line(_string(sender, "name")),
+        subject=single_line(_string(data, "subject")),
     )

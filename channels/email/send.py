@@ -1,10 +1,21 @@
-"""Outbound email through `ROUTER_SMTP_RELAY` (aiosmtplib), with threading and loop-safety headers."""
+"""Outbound email through `ROUTER_SMTP_RELAY` (aiosmtplib), with threading and loop-safety headers.
+
+Header values come partly from customers (the subject, the addresses and Message-IDs they sent).
+Python's email serializer before 3.11.10 writes a CR/LF that an encoded word decodes to as a real
+line break (CVE-2024-6923): a subject could add headers of its own. So every value is made one
+line (controls become spaces, and `=?` cannot start an encoded word), and the built message is
+parsed back: when its header names are not exactly the ones we set, it is refused as unbuildable —
+a permanent failure the agent sees on the ticket, never a retry.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import re
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from urllib.parse import urlparse
 
 import aiosmtplib
@@ -13,10 +24,23 @@ from router.config import Config
 from router.core.delivery import OutboxItem, PermanentDeliveryError
 
 SUPPORT_NAMES = {"ja": "サポート窓口", "en": "Support"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_POLICY = (policy.SMTP.clone(verify_generated_headers=True)  # Python 3.11.10+, 3.12.5+
+           if hasattr(policy.SMTP, "verify_generated_headers") else policy.SMTP)
+
+
+class UnbuildableMessage(PermanentDeliveryError):
+    """The item cannot become a safe mail (a header would not stay one line): retrying cannot help."""
+
+
+def one_line(value: str) -> str:
+    """`value` as text that stays one header line however a reader decodes it."""
+    return _CONTROL.sub(" ", value).replace("=?", "= ?").strip()
 
 
 def _angle(message_id: str) -> str:
-    return f"<{message_id.strip('<>')}>"
+    """`<id>` with no blanks and no `=?` (which a reader would decode as an encoded word)."""
+    return "<" + re.sub(r"\s", "", _CONTROL.sub("", message_id)).strip("<>").replace("=?", "=%3F") + ">"
 
 
 def build_message(config: Config, item: OutboxItem) -> EmailMessage:
@@ -25,10 +49,10 @@ def build_message(config: Config, item: OutboxItem) -> EmailMessage:
     payload = item.payload
     language = payload.get("language") or "en"
     local, _, domain = config.service.support_address.partition("@")
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = Address(SUPPORT_NAMES.get(language, "Support"), local, domain)
-    msg["To"] = payload["to"]
-    msg["Subject"] = payload.get("subject") or f"[{payload.get('ticket_ref', '')}]"
+    msg["To"] = one_line(payload["to"])
+    msg["Subject"] = one_line(payload.get("subject") or f"[{payload.get('ticket_ref', '')}]")
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = _angle(payload["message_id"])
     if payload.get("in_reply_to"):
@@ -42,9 +66,24 @@ def build_message(config: Config, item: OutboxItem) -> EmailMessage:
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
     if payload.get("ticket_ref"):
-        msg["X-Ticket-Ref"] = payload["ticket_ref"]
+        msg["X-Ticket-Ref"] = one_line(payload["ticket_ref"])
     msg.set_content(payload["text"], charset="utf-8")
+    _check_headers(msg)
     return msg
+
+
+def _check_headers(msg: EmailMessage) -> None:
+    """Parse the serialized headers back: exactly the headers we set, each once, or refuse."""
+    wanted = sorted(name.lower() for name in msg.keys())
+    try:
+        written = msg.as_bytes()
+    except (ValueError, TypeError) as exc:  # verify_generated_headers, or a value the policy cannot fold
+        raise UnbuildableMessage(f"cannot build the mail: {exc}") from exc
+    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(written)
+    found = sorted(name.lower() for name in parsed.keys())
+    if found != wanted:
+        extra = sorted(set(found) - set(wanted)) or found
+        raise UnbuildableMessage(f"cannot build the mail: its headers would include {', '.join(extra)}")
 
 
 class EmailSender:
@@ -60,7 +99,12 @@ class EmailSender:
         self.use_tls = relay.scheme == "smtps"
 
     async def send(self, item: OutboxItem) -> None:
-        message = build_message(self.config, item)
+        try:
+            message = build_message(self.config, item)
+        except UnbuildableMessage:
+            raise
+        except (ValueError, TypeError, KeyError, UnicodeError) as exc:  # e.g. an address the policy refuses
+            raise UnbuildableMessage(f"cannot build the mail: {exc!r}") from exc
         try:
             await aiosmtplib.send(message, hostname=self.hostname, port=self.port, username=self.username,
                                   password=self.password, use_tls=self.use_tls, timeout=30,

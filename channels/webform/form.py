@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from router.core.errors import InvalidInput, PayloadTooLarge
-from router.core.inbound import InboundAttachment, InboundMessage, email_identity, text_value
+from router.core.inbound import InboundAttachment, InboundMessage, email_identity, single_line, text_value
 
 HONEYPOT_FIELD = "website"
 MAX_NAME = 200
@@ -106,6 +106,6 @@ async def parse_submission(values: dict[str, Any], uploads: list[UploadFile], *,
         filename = (upload.filename or "attachment").replace("/", "_").replace("\\", "_")[:200]
         attachments.append(InboundAttachment(filename, upload.content_type or "application/octet-stream", content))
     message = InboundMessage(
-        channel="web", identities=(), claims=(identity,), text=text, sender_name=name or None,
-        subject=subject or None, attachments=tuple(attachments))
+        channel="web", identities=(), claims=(identity,), text=text, sender_name=single_line(name) or None,
+        subject=single_line(subject) or None, attachments=tuple(attachments))
     return FormSubmission(message, shown)

@@ -45,6 +45,15 @@ def text_value(value: object, name: str, *, limit: int, required: bool = False) 
     return value
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def single_line(value: str | None) -> str | None:
+    """A subject or a name as one line: control characters (CR, LF, tabs…) become one space. They
+    never belong there, and in a reply's headers they would start new header lines."""
+    return _CONTROLS.sub(" ", value).strip() if value is not None else None
+
+
 def storable(value: str) -> str:
     """`value` made storable: NULs dropped, lone surrogates replaced. For channels that must keep
     whatever arrives (email) rather than refuse it."""

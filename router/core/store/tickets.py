@@ -414,13 +414,15 @@ async def detail(conn: asyncpg.Connection, ticket: Ticket, clocks: list[dict[str
     """The ticket as the inbox shows it: every message across channels, SLA clocks, routing log."""
     messages = await conn.fetch(
         "SELECT m.id, m.channel, m.direction, m.sender_name, m.subject, m.body_text, m.body_html, m.quoted_text,"
-        " m.auto_kind, m.created_at, a.email AS author,"
+        " m.auto_kind, m.created_at, a.email AS author, o.status AS delivery_status, o.last_error AS delivery_error,"
+        " o.attempts AS delivery_attempts,"
         " COALESCE(json_agg(json_build_object('filename', f.filename, 'content_type', f.content_type,"
         " 'size', f.size, 'sha256', f.sha256, 'inline', f.inline)) FILTER (WHERE f.id IS NOT NULL), '[]')"
         " AS attachments"
         " FROM messages m LEFT JOIN agents a ON a.id = m.author_agent_id"
         " LEFT JOIN attachments f ON f.message_id = m.id"
-        " WHERE m.ticket_id = $1 GROUP BY m.id, a.email ORDER BY m.created_at, m.id", ticket.id)
+        " LEFT JOIN outbox o ON o.id = (m.metadata->>'outbox_id')::bigint"
+        " WHERE m.ticket_id = $1 GROUP BY m.id, a.email, o.id ORDER BY m.created_at, m.id", ticket.id)
     routing = await conn.fetch(
         "SELECT r.action, r.reason, r.created_at, a.email AS agent, b.email AS actor FROM routing_log r"
         " LEFT JOIN agents a ON a.id = r.agent_id LEFT JOIN agents b ON b.id = r.actor_id"
@@ -451,6 +453,10 @@ async def detail(conn: asyncpg.Connection, ticket: Ticket, clocks: list[dict[str
             "author": m["author"], "subject": m["subject"], "text": m["body_text"], "html": m["body_html"],
             "quoted_text": m["quoted_text"], "auto_kind": m["auto_kind"], "created_at": iso(m["created_at"]),
             "attachments": m["attachments"],
+            # Outbound only: queued ("pending"), "sent", or "dead" with the reason — a reply that could
+            # not go out is visible to the agent, never silent.
+            "delivery": {"status": m["delivery_status"], "attempts": m["delivery_attempts"],
+                         "error": m["delivery_error"]} if m["delivery_status"] else None,
         } for m in messages],
         "routing_log": [{"action": r["action"], "reason": r["reason"], "agent": r["agent"], "actor": r["actor"],
                          "at": iso(r["created_at"])} for r in routing],

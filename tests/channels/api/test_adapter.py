@@ -55,3 +55,10 @@ def test_addresses_the_integration_verified_are_identities_not_claims() -> None:
     [message] = parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
     assert message.identities == (Identity("api", "7"), Identity("email", "a@example.com"))
     assert message.claims == (Identity("phone", "+819011112222"),)
+
+
+def test_subject_and_name_become_one_line() -> None:
+    body = b'{"channel": "api", "sender": {"id": "7", "name": "Eve\\r\\nBcc: x"}, "subject": "Hi\\r\\nX-Injected: yes",'
+    body += b' "text": "hi"}'
+    [message] = parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
+    assert (message.subject, message.sender_name) == ("Hi X-Injected: yes", "Eve Bcc: x")
