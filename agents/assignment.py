@@ -170,6 +170,24 @@ class _Waiting:
     language: str
 
 
+class ReopenedTicket(RoutableTicket, Protocol):
+    @property
+    def assignee_id(self) -> int | None: ...
+
+
+async def route_reopened(conn: asyncpg.Connection, ticket: ReopenedTicket, now: datetime) -> RoutingDecision:
+    """A solved ticket came back: to its agent when they are online with a free slot (they know the
+    conversation), else routed like new work — never pushing anyone above capacity."""
+    if ticket.assignee_id is not None:
+        back = RoutingDecision(ticket.assignee_id, "customer wrote again: back to their agent")
+        if await _take_and_assign(conn, ticket.id, back, now, action="reopened"):
+            return back
+        await conn.execute("UPDATE tickets SET assignee_id = NULL, updated_at = $2 WHERE id = $1", ticket.id, now)
+        await _log_unassigned(conn, ticket.id, "unassigned", "reopened while their agent was away or at capacity",
+                              now, agent_id=ticket.assignee_id)
+    return await route_ticket(conn, ticket, now)
+
+
 async def drain_queue(pool: asyncpg.Pool, now: datetime, urgency_order: Sequence[str]) -> int:
     """Assign waiting tickets to agents who can now take them: most urgent first (`urgency_order`
     lists the priorities, most urgent first), then oldest. Returns how many were assigned."""

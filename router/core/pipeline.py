@@ -13,7 +13,6 @@ from datetime import datetime
 import asyncpg
 
 from agents import assignment
-from agents import store as agent_store
 from router.config import Config
 from router.core import acks
 from router.core.classify import classify
@@ -169,13 +168,11 @@ class Pipeline:
                             new_ticket=plan.thread == "new", reopened=plan.reopen)
 
     async def _route(self, conn: asyncpg.Connection, ticket: Ticket, *, reopened: bool, now: datetime) -> None:
-        """New work goes to the best agent; a reopened ticket back to its agent."""
-        if ticket.assignee_id is None:
+        """New work goes to the best agent; a reopened ticket back to its agent if they can take it."""
+        if reopened:
+            await assignment.route_reopened(conn, ticket, now)
+        elif ticket.assignee_id is None:
             await assignment.route_ticket(conn, ticket, now)
-        elif reopened:
-            await agent_store.add_load(conn, ticket.assignee_id)
-            await agent_store.log_routing(conn, ticket.id, "reopened", "customer wrote again: back to their agent",
-                                          now, agent_id=ticket.assignee_id)
 
 
 def validate(message: InboundMessage) -> None:
