@@ -29,7 +29,7 @@ from email import policy
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from html import escape, unescape
 from html.parser import HTMLParser
 from io import BytesIO
@@ -141,7 +141,7 @@ def _parse(raw: bytes, max_attachments: int, max_attachment_bytes: int) -> Parse
         signature=signature,
         html=html,
         attachments=tuple(body.attachments),
-        auto_kind=_auto_kind(headers, body, from_local, subject),
+        auto_kind=_auto_kind(headers, body, from_local, subject, (new_text, signature, html or "")),
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
     )
 
@@ -242,7 +242,7 @@ def _decode_raw(value: str, where: str, defects: list[str]) -> str:
 
 def _subject(headers: dict[str, list[str]], defects: list[str]) -> str:
     raw = _first(headers, "subject") or ""
-    subject = _collapse_ws(_normalise_text(_decode_header(raw, "Subject", defects)))
+    subject = _one_line(_decode_header(raw, "Subject", defects))
     if len(subject) > MAX_SUBJECT_CHARS:
         defects.append(f"Subject longer than {MAX_SUBJECT_CHARS} characters; truncated")
         subject = subject[:MAX_SUBJECT_CHARS]
@@ -280,6 +280,7 @@ def _date(headers: dict[str, list[str]], defects: list[str]) -> datetime | None:
     value = _first(headers, "date")
     if value is None:
         return None
+    parsed: datetime | None
     try:
         parsed = parsedate_to_datetime(value)
     except (ValueError, TypeError, IndexError, OverflowError):
@@ -300,13 +301,71 @@ def _iso_date(value: str) -> datetime | None:
 
 
 _ADDR_SPEC = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+")
+# An encoded word is one opaque token; an unterminated one ends at whitespace or a special, so it cannot
+# swallow the angle-addr that follows it.
+_WORD_TOKEN = r"=\?[^?\s*]{1,40}(?:\*[^?\s]*)?\?[bBqQ]\?(?:[^?\s]*\?=|[^?\s\"<>(),:;]*)"
+_ADDRESS_TOKEN = re.compile(rf'{_WORD_TOKEN}|"(?:{_WORD_TOKEN}|\\.|[^"\\])*"?|<[^<>]*>?|[(),:;]|[^"<(),:;=]+', re.S)
+_COMMENT_TOKEN = re.compile(r"\(+|\)+|\\.|[^()\\]+", re.S)
+_QUOTED_PIECE = re.compile(rf"({_WORD_TOKEN})|\\(.)", re.S)
 
 
-def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
-    try:
-        return getaddresses(values)
-    except (ValueError, IndexError, TypeError, RecursionError):  # e.g. "((((…": fall back to a scan
-        return [("", addr) for addr in _ADDR_SPEC.findall(" ".join(values))]
+def _mailboxes(value: str) -> list[tuple[str, str]]:
+    """(raw display name, raw address) for each mailbox of an address header.
+
+    Encoded words, quoted strings and comments are opaque, so an address or comma inside them is display
+    text: `=?utf-8?q?x_<victim@example.com>?= <attacker@evil.test>` is the attacker's mail. The last
+    angle-addr is the address even after an address-like name (`a@x <b@y>`, which email.policy.default
+    reads as a@x); without one the bare text is the address and a comment the name.
+    """
+    boxes: list[tuple[str, str]] = []
+    for tokens in _mailbox_tokens(value):
+        comment = "".join(text for kind, text in tokens if kind == "(")
+        angles = [i for i, (kind, _) in enumerate(tokens) if kind == "<"]
+        if angles:
+            name = "".join(text for kind, text in tokens[: angles[-1]] if kind != "(")
+            boxes.append((name if name.strip() else comment, tokens[angles[-1]][1].strip("<>").strip()))
+        else:
+            boxes.append((comment, "".join(text for kind, text in tokens if kind == "text")))
+    return boxes
+
+
+def _mailbox_tokens(value: str) -> list[list[tuple[str, str]]]:
+    """One linear pass: (kind, text) tokens per mailbox, kind "text", "word", "quoted", "<" or "(".
+
+    Group syntax (`team: a@x, b@y;`) is flattened; quoted strings are unquoted.
+    """
+    boxes: list[list[tuple[str, str]]] = [[]]
+    depth = pos = 0
+    while pos < len(value):
+        match = (_COMMENT_TOKEN if depth else _ADDRESS_TOKEN).match(value, pos)
+        token = match.group() if match else value[pos]  # a lone '=' or a trailing backslash
+        pos += len(token)
+        if depth:
+            if token[0] == ")":  # a run of closings: those of nested comments are comment text
+                token, depth = token[: depth - 1], max(0, depth - len(token))
+            elif token[0] == "(":
+                depth += len(token)
+            if token:
+                boxes[-1].append(("(", token[1:] if token.startswith("\\") else token))  # unescaped
+        elif token == "(":
+            depth = 1
+        elif token in (",", ";"):
+            boxes.append([])
+        elif token == ":":
+            boxes[-1] = []  # what came before was a group's name
+        elif token.startswith('"'):
+            boxes[-1].append(("quoted", _unquote_words(token)))
+        elif token.startswith("<"):
+            boxes[-1].append(("<", token))
+        elif token != ")":
+            boxes[-1].append(("word" if token.startswith("=?") else "text", token))
+    return [box for box in boxes if "".join(text for _, text in box).strip()]
+
+
+def _unquote_words(quoted: str) -> str:
+    """A quoted string's content with escapes undone, except inside encoded words (decoded later)."""
+    inner = quoted[1:-1] if len(quoted) > 1 and quoted.endswith('"') else quoted[1:]
+    return _QUOTED_PIECE.sub(lambda m: m.group(1) or m.group(2), inner) if "\\" in inner else inner
 
 
 def _clean_address(addr: str, defects: list[str]) -> str | None:
@@ -315,7 +374,7 @@ def _clean_address(addr: str, defects: list[str]) -> str | None:
 
 
 def _address_list(headers: dict[str, list[str]], name: str, defects: list[str]) -> tuple[str, ...]:
-    found = (_clean_address(addr, defects) for _, addr in _address_pairs(headers.get(name, [])))
+    found = (_clean_address(addr, defects) for value in headers.get(name, []) for _, addr in _mailboxes(value))
     return tuple(dict.fromkeys(a for a in found if a))
 
 
@@ -325,19 +384,18 @@ def _sender(headers: dict[str, list[str]], defects: list[str]) -> tuple[str | No
     if value is None:
         defects.append("missing From header")
         return None, None, ""
-    pairs = _address_pairs([value]) or [("", "")]
-    for name, addr in pairs:
+    boxes = _mailboxes(value) or [("", "")]
+    for name, addr in boxes:
         address = _clean_address(addr, defects)
         if address:
             return _display_name(name, defects), address, address.split("@")[0]
     if not re.fullmatch(r"\s*<\s*>\s*", value):
         defects.append(f"From header has no valid address: {value[:80]!r}")
-    return _display_name(pairs[0][0], defects), None, pairs[0][1].strip().split("@")[0].lower()
+    return _display_name(boxes[0][0], defects), None, boxes[0][1].strip().split("@")[0].lower()
 
 
 def _display_name(name: str, defects: list[str]) -> str | None:
-    decoded = _collapse_ws(_normalise_text(_decode_header(name, "From display name", defects)))
-    return decoded.strip("\"' ") or None
+    return _one_line(_decode_header(name, "From display name", defects)).strip("\"' ") or None
 
 
 # --- charsets --------------------------------------------------------------------------------------
@@ -519,6 +577,15 @@ def _normalise_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """Decoded header text as one line: an encoded CR/LF, NEL or other control must not break the value
+    into lines (header injection wherever it is shown or logged) nor glue words together."""
+    return _collapse_ws(_normalise_text(_LINE_BREAKING.sub(" ", text)))
+
+
 def _collapse_ws(text: str) -> str:
     """Collapse ASCII whitespace only: U+3000 is meaningful in Japanese text."""
     return re.sub(r"[ \t\r\n\f\v]+", " ", text).strip()
@@ -527,6 +594,7 @@ def _collapse_ws(text: str) -> str:
 # --- MIME structure --------------------------------------------------------------------------------
 
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+_ORIGINAL_TYPES = frozenset({"message/rfc822", "message/global", "text/rfc822-headers"})
 _SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature",
                               "application/pgp-signature"})
 _MIME_TYPES = mimetypes.MimeTypes()  # built-in table only: same extensions on every machine
@@ -544,6 +612,7 @@ class _Body:
         self.attachments: list[ParsedAttachment] = []
         self.report_type = ""
         self.delivery_status = False
+        self.original_attached = False  # a returned message or its headers, as bounces carry
         self.skipped = 0
 
     def walk(self, part: Message, depth: int) -> None:
@@ -555,6 +624,7 @@ class _Body:
             self.defects.append(f"MIME nesting deeper than {MAX_MIME_DEPTH} levels; inner parts ignored")
             return
         self.delivery_status |= ctype == "message/delivery-status"
+        self.original_attached |= depth > 0 and ctype in _ORIGINAL_TYPES
         if part.is_multipart() and not ctype.startswith("message/"):
             children = [c for c in part.get_payload() if isinstance(c, Message)]
             if ctype == "multipart/alternative":
@@ -672,7 +742,9 @@ def _rfc2231_value(parts: list[tuple[int, str, bool]], defects: list[str]) -> st
 
 
 def _split_semicolons(raw: str) -> list[str]:
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in raw:
         if escaped:
             escaped = False
@@ -951,8 +1023,17 @@ _ON_WROTE = re.compile(r"(?:on|le|am|el|il|op|den)\b.{1,400}\b(?:wrote|a écrit|
                        r"schreef|skrev)\b[^:：]{0,200}[:：]", re.I)
 _JA_ATTRIBUTION = re.compile(r"\d{4}\s?[年/.\-]\s?\d{1,2}\s?[月/.\-]\s?\d{1,2}.{0,300}[:：]")
 _JA_ATTRIBUTION_CUE = re.compile(r"@|書きました|wrote|のメッセージ|のメール|送信")
-_ATTRIBUTION_START = re.compile(r"(?:on|le|am|el|il|op|den)\b|\d{4}\s?[年/.\-]", re.I)
-_GENERIC_WROTE = re.compile(r".{1,200}(?:\bwrote|書きました|のメッセージ|のメール)\s?[:：]", re.I)
+_ATTRIBUTION_START = re.compile(r"(?:-{2,}\s?)?(?:on|le|am|el|il|op|den|em)\b|\d{4}\s?[年년/.\-]", re.I)
+# How an attribution line ends, in the languages we see: "<name> wrote:" ("написал(а):", "写道：", "님이 작성:"),
+# or the verb before the name as Dutch, Swedish and German clients write it ("schreef Support <a@b>:").
+_WROTE_END = (
+    r"(?:(?:\b(?:wrote|a écrit|escribió|escreveu|ha scritto|het volgende geschreven|написал(?:\(а\)|а)?)|"
+    r"写道|寫道|작성|書きました|のメッセージ|のメール)\s?[:：]|\b(?:schrieb|schreef|skrev)\b[^:：]{0,200}+[:：])"
+)
+_GENERIC_WROTE = re.compile(rf".{{1,200}}{_WROTE_END}", re.I)
+# With a date and the quoted author's <address>, an attribution marks history even without '>' quoting,
+# wherever the date stands (Apple Mail's "5 янв. 2026 г., в 10:00, …", Gmail's "Name <a@b> 于2026年…写道：").
+_ADDRESSED_WROTE = re.compile(rf"(?=.{{0,400}}<\s?[^<>\s]+@[^<>\s]+>).{{1,400}}{_WROTE_END}", re.I)
 
 
 def _split_reply(text: str) -> tuple[str, str, str]:
@@ -1011,7 +1092,7 @@ def _reply_header(lines: list[str], i: int) -> tuple[int, bool]:
     if _UNDERSCORES.fullmatch(line):
         after = _next_nonblank(lines, i + 1)
         return (1, True) if after is not None and _outlook_block(lines, after) else (0, False)
-    if _GENERIC_WROTE.fullmatch(line):
+    if line.endswith((":", "：")) and _GENERIC_WROTE.fullmatch(line):  # the cheap test spares most lines
         return 1, _attribution(line)
     if not _ATTRIBUTION_START.match(line):
         return 0, False
@@ -1025,7 +1106,7 @@ def _reply_header(lines: list[str], i: int) -> tuple[int, bool]:
 def _attribution(joined: str) -> bool:
     if not re.search(r"\d", joined) or len(joined) > 600:
         return False
-    if _ON_WROTE.fullmatch(joined):
+    if _ON_WROTE.fullmatch(joined) or _ADDRESSED_WROTE.fullmatch(joined):
         return True
     return bool(_JA_ATTRIBUTION.fullmatch(joined) and _JA_ATTRIBUTION_CUE.search(joined))
 
@@ -1113,30 +1194,67 @@ _AUTO_SUBJECT = re.compile(
     r"不在(?:通知|のお知らせ|中|[:：\s]|$))",  # not 不在票 (a missed-delivery slip: a shipping question)
     re.I,
 )
+# Japanese auto-replies also mark the subject in the middle or at the end ("Re: 請求書（自動返信メール）"), but
+# the words alone are a customer's topic ("自動返信メールが届きません"): only a marker set off by brackets,
+# spaces or punctuation counts.
+_JA_AUTO_MARKER = re.compile(
+    r"(?:^|(?<=[\s\[［【(（<＜〈《「『:：\-－|｜/／]))"
+    r"(?:自動(?:返信|送信|応答|返答)|不在(?:通知|のお知らせ))(?:メール|メッセージ)?"
+    r"(?=$|[\s\]］】)）>＞〉》」』:：\-－|｜/／!！(（【\[［])"
+)
+_REPLY_PREFIX = re.compile(r"(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr|返信|転送)\s?(?:\[\d+\])?\s?[:：])+\s*", re.I)
 _BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
+_NO_REPLY = r"no[-_.]?reply|do[-_.]?not[-_.]?reply"
+_SYSTEM_SENDER = re.compile(rf"(?:{_NO_REPLY}|mail(?:er)?[-_.]?daemon|postmaster)(?:\+.*)?", re.I)
+# Carrier gateways (au/KDDI, docomo, SoftBank) return mail without a DSN report.
+_BOUNCE_SUBJECT = re.compile(
+    r"[\s\[(【「<]*(?:undeliver(?:ed|able)|mail delivery (?:failed|failure)|delivery (?:status notification "
+    r"\(failure\)|failure|has failed)|returned mail|failure notice|non[- ]?delivery|"
+    r"メール(?:の)?(?:送信|配信|配送|転送)?(?:エラー|失敗|不能|不達)|(?:送信|配信)(?:エラー|失敗|不能)(?:通知|のお知らせ)|"
+    r"宛先不明|不達(?:通知|メール))",
+    re.I,
+)
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+_DIGEST_SUBJECT = re.compile(
+    r"\bdigest\b|\bnews ?letter\b|メール\s?マガジン|メルマガ|ダイジェスト|ニュースレター", re.I
+)
+_BULK_SENDER = re.compile(
+    rf"(?:{_NO_REPLY}|news|newsletters?|(?:mail[-_.]?)?magazine|mail[-_.]?mag|melmaga|digest|info)(?:\+.*)?", re.I
+)
+_UNSUBSCRIBE = r"unsubscribe|opt[- ]?out|配信(?:停止|解除)|購読(?:停止|解除)|登録解除"
+_UNSUBSCRIBE_LINK = re.compile(
+    rf"(?:{_UNSUBSCRIBE})(?:[^\n<]{{0,80}}?|[^\n<]{{0,80}}\n[^\S\n]{{0,20}})<?https?://"  # "配信停止はこちら\nhttps://…"
+    rf"|https?://[^\s\"'<>]{{0,200}}(?:unsubscribe|opt-?out)"  # a link to an unsubscribe page
+    rf"|<a\s[^<>]{{0,500}}>[^<]{{0,80}}(?:{_UNSUBSCRIBE})",  # <a href=…>配信停止</a>
+    re.I,
+)
 
 
-def _auto_kind(headers: dict[str, list[str]], body: _Body, from_local: str, subject: str) -> str | None:
-    """Mail we must never acknowledge (SPEC §2.9). Bounce wins over auto-reply wins over list."""
-    if _is_bounce(headers, body, from_local):
+def _auto_kind(headers: dict[str, list[str]], body: _Body, from_local: str, subject: str,
+               unquoted: tuple[str, ...]) -> str | None:
+    """Mail we must never acknowledge (SPEC §2.9). Bounce wins over auto-reply wins over list.
+
+    A null sender alone is weaker than auto-reply evidence: RFC 3834 asks auto-responders to send from <>.
+    """
+    if _is_bounce(headers, body, from_local, subject):
         return "bounce"
     if _is_auto_reply(headers, body, subject):
         return "auto-reply"
+    if any(re.fullmatch(r"\s*<\s*>\s*", v) for v in headers.get("return-path", []) + headers.get("from", [])):
+        return "bounce"
     if "list-id" in headers or "list-unsubscribe" in headers or _precedence(headers) in _LIST_PRECEDENCE:
         return "list"
-    return None
+    return "list" if _is_digest(subject, from_local, unquoted) else None
 
 
-def _is_bounce(headers: dict[str, list[str]], body: _Body, from_local: str) -> bool:
-    senders = headers.get("return-path", []) + headers.get("from", [])
-    null_sender = any(re.fullmatch(r"\s*<\s*>\s*", v) for v in senders)
+def _is_bounce(headers: dict[str, list[str]], body: _Body, from_local: str, subject: str) -> bool:
     return (
-        null_sender
-        or from_local in _BOUNCE_LOCAL_PARTS
+        from_local in _BOUNCE_LOCAL_PARTS
         or body.report_type == "delivery-status"
         or body.delivery_status
         or "x-failed-recipients" in headers
+        or (_BOUNCE_SUBJECT.match(subject) is not None
+            and (_SYSTEM_SENDER.fullmatch(from_local) is not None or body.original_attached))
     )
 
 
@@ -1151,7 +1269,26 @@ def _is_auto_reply(headers: dict[str, list[str]], body: _Body, subject: str) -> 
         or _precedence(headers) == "auto_reply"
         or body.report_type == "disposition-notification"  # read receipts
         or _AUTO_SUBJECT.match(subject) is not None
+        or _ja_auto_marker(subject)
     )
+
+
+def _ja_auto_marker(subject: str) -> bool:
+    """A Japanese auto-reply marker anywhere, except right after 'Re:' (a person answering an auto-reply,
+    as with 'Re: Out of office')."""
+    prefix = _REPLY_PREFIX.match(subject)
+    rest = subject[prefix.end() :] if prefix else subject
+    answered = _AUTO_SUBJECT.match(rest) if prefix else None
+    return _JA_AUTO_MARKER.search(rest, answered.end() if answered else 0) is not None
+
+
+def _is_digest(subject: str, from_local: str, unquoted: tuple[str, ...]) -> bool:
+    """Newsletters and digests without List-* headers. A digest word in the subject is not enough (a
+    customer writes "about your newsletter"): it takes a bulk sender or an unsubscribe link in the text
+    that is not quoted history (new text, signature, HTML), and a reply or forward is a person writing."""
+    if _REPLY_PREFIX.match(subject) or not _DIGEST_SUBJECT.search(subject):
+        return False
+    return _BULK_SENDER.fullmatch(from_local) is not None or any(_UNSUBSCRIBE_LINK.search(t) for t in unquoted)
 
 
 def _precedence(headers: dict[str, list[str]]) -> str:

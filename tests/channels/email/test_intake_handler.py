@@ -1,20 +1,23 @@
 """The SMTP handler under malformed MIME: it never crashes, stores what it accepts, and accepts
-all mail for our domains (a permanent refusal would lose the customer's message)."""
+all mail for our domains (a permanent refusal would lose the customer's message), a long plain-text
+mail too, truncated; mail from a null envelope sender gets no acknowledgement."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.email.intake import IntakeSMTP
+from channels.email.intake import IntakeSMTP, start_server
 from router import db
 from router.core.pipeline import Pipeline
 from router.workers import smtp_intake_handler
+from tests.conftest import free_port
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.eml"))
 SEEDS = [path.read_bytes() for path in FIXTURES]
@@ -91,3 +94,43 @@ def test_fast_address_path_agrees_with_aiosmtpd(arg):
     fast = IntakeSMTP(handler=object())._getaddr(arg)
     reference = SMTP(handler=object())._getaddr(arg)
     assert fast == reference
+
+
+async def test_null_envelope_sender_is_not_acknowledged(config, pool, clock):
+    p = Pipeline(config, clock)
+
+    handler = smtp_intake_handler(config, pool, lambda: p)
+    port = free_port()
+    server = await start_server(handler, "127.0.0.1", port,
+                                hostname="example.com")
+    raw = (b"From: Jo <jo@example.net>\r\nTo: support@example.com\r\nSubject: hello\r\n"
+           b"Message-ID: <nullsender-1@example.net>\r\n\r\nI am away until Monday.\r\n")
+    try:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await smtp.connect()
+        await smtp.mail("")
+        await smtp.rcpt("support@example.com")
+        await smtp.data(raw)
+        await smtp.quit()
+    finally:
+        server.close()
+    acks = await pool.fetchval("SELECT count(*) FROM outbox WHERE kind='ack'")
+    assert acks == 0
+
+
+async def test_long_plain_text_mail_is_accepted_truncated(config, pool, clock):
+    p = Pipeline(config, clock)
+
+    handler = smtp_intake_handler(config, pool, lambda: p)
+    log = ("ERROR 2026-11-25 stack frame at module.function line 42\r\n" * 5000).encode()  # ~290 KB, < 10 MB limit
+    raw = (b"From: dev@example.net\r\nTo: support@example.com\r\nSubject: crash log\r\n"
+           b"Message-ID: <big-1@example.net>\r\n\r\nHere is the log:\r\n" + log)
+    env = Envelope()
+    env.mail_from = "dev@example.net"
+    env.rcpt_tos = ["support@example.com"]
+    env.original_content = env.content = raw
+    answer = await handler.handle_DATA(None, None, env)
+    assert answer.startswith("250")
+    text = await pool.fetchval("SELECT body_text FROM messages WHERE external_id = 'big-1@example.net'")
+    assert text.startswith("Here is the log:")
+    assert text.endswith("[… truncated: the full text is in the original message]")

@@ -168,6 +168,100 @@ def test_unfolded_display_name_with_comma_keeps_the_address() -> None:
     assert parse_email(raw).from_address == "taro@example.jp"
 
 
+# --- senders ----------------------------------------------------------------------------------------
+
+
+def mail_from(value: str, *headers: str) -> bytes:
+    """`mail` with its From header replaced by `value` (already RFC 2047-encoded where needed)."""
+    return mail("x", *headers).replace(b"From: Customer <customer@example.org>", f"From: {value}".encode())
+
+
+def b_word(text: str, charset: str = "UTF-8", codec: str = "utf-8") -> str:
+    return f"=?{charset}?B?{base64.b64encode(text.encode(codec)).decode()}?="
+
+
+@pytest.mark.parametrize(
+    ("value", "address", "name"),
+    [
+        ("=?utf-8?q?x_<victim@example.com>?= <attacker@evil.test>", "attacker@evil.test", "x <victim@example.com>"),
+        ('"=?utf-8?q?x_<victim@example.com>?=" <attacker@evil.test>', "attacker@evil.test",
+         "x <victim@example.com>"),
+        ("=?utf-8?q?victim@example.com?= <attacker@evil.test>", "attacker@evil.test", "victim@example.com"),
+        ("=?utf-8?q?x_<victim@example.com> <attacker@evil.test>", "attacker@evil.test", "x <victim@example.com>"),
+        ("=?utf-8?q?a,_<victim@example.com>,?= <attacker@evil.test>", "attacker@evil.test",
+         "a, <victim@example.com>,"),
+        ("=?utf-8?q?victim@example.com?=", None, None),  # an encoded word is text, never an address
+    ],
+    ids=["q-word", "quoted-q-word", "q-word-at", "unterminated", "q-word-commas", "only-a-word"],
+)
+def test_encoded_display_name_never_supplies_the_address(value: str, address: str | None, name: str | None) -> None:
+    parsed = parse_email(mail_from(value))
+    assert (parsed.from_address, parsed.from_name) == (address, name)
+
+
+def test_encoded_words_do_not_add_or_split_recipients() -> None:
+    raw = mail_from(
+        "Customer <customer@example.org>",
+        "Reply-To: =?utf-8?q?Billing_<billing@example.com>?= <attacker@evil.test>",
+        "Cc: =?utf-8?q?Support,_Japan?= <support-jp@example.com>, =?utf-8?q?x_<victim@example.com>?= <b@example.net>",
+    )
+    parsed = parse_email(raw)
+    assert parsed.reply_to == "attacker@evil.test"
+    assert parsed.cc == ("support-jp@example.com", "b@example.net")
+
+
+@pytest.mark.parametrize(
+    ("value", "address", "name"),
+    [  # email.policy.default reads the first of these as a@x: the angle-addr must win
+        ("alice@example.com <bob@example.com>", "bob@example.com", "alice@example.com"),
+        ("Alice alice@example.com <bob@example.com>", "bob@example.com", "Alice alice@example.com"),
+        ('"alice@example.com" <bob@example.com>', "bob@example.com", "alice@example.com"),
+        ("alice@example.com (Alice) <bob@example.com>", "bob@example.com", "alice@example.com"),
+        ("<bob@example.com>", "bob@example.com", None),
+        ("Bob@Example.com (Bob)", "bob@example.com", "Bob"),
+        ("MAILER-DAEMON@mx.example.com (Mail Delivery System)", "mailer-daemon@mx.example.com",
+         "Mail Delivery System"),
+    ],
+)
+def test_angle_address_wins_over_an_address_in_the_display_name(value: str, address: str, name: str | None) -> None:
+    parsed = parse_email(mail_from(value))
+    assert (parsed.from_address, parsed.from_name) == (address, name)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (b_word("Tanaka, Hanako") + " <hanako@example.jp>", "Tanaka, Hanako"),
+        ("=?utf-8?q?Tanaka,_Hanako?= <hanako@example.jp>", "Tanaka, Hanako"),
+        ('"=?utf-8?q?Tanaka,_Hanako?=" <hanako@example.jp>', "Tanaka, Hanako"),
+        (b_word("田中, 花子", "ISO-2022-JP", "iso2022_jp") + " <hanako@example.jp>", "田中, 花子"),
+        ("=?utf-8?q?=E7=94=B0=E4=B8=AD,?= =?utf-8?q?_=E8=8A=B1=E5=AD=90?= <hanako@example.jp>", "田中, 花子"),
+    ],
+)
+def test_encoded_display_name_with_a_comma_keeps_name_and_address(value: str, name: str) -> None:
+    parsed = parse_email(mail_from(value))
+    assert (parsed.from_address, parsed.from_name) == ("hanako@example.jp", name)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "=?utf-8?q?Hi=0D=0AX-Injected=3A_yes?=",
+        "=?utf-8?q?Hi=0AX-Injected=3A_yes?=",
+        "=?utf-8?q?Hi=00X-Injected=3A_yes?=",
+        "=?utf-8?q?Hi=0B=0CX-Injected=3A=1B_yes?=",
+        "=?utf-8?q?Hi=C2=85X-Injected=3A_yes?=",  # NEL
+        "=?utf-8?q?Hi=E2=80=A8X-Injected=3A=E2=80=A9yes?=",  # LINE and PARAGRAPH SEPARATOR
+        b_word("Hi\r\n\tX-Injected:\x7f yes\x00"),
+    ],
+)
+def test_control_characters_in_decoded_headers_become_one_space(encoded: str) -> None:
+    raw = mail_from(f"{encoded} <eve@example.org>").replace(b"Subject: Help", f"Subject: {encoded}".encode())
+    parsed = parse_email(raw)
+    assert parsed.subject == "Hi X-Injected: yes"
+    assert (parsed.from_name, parsed.from_address) == ("Hi X-Injected: yes", "eve@example.org")
+
+
 # --- attachments ------------------------------------------------------------------------------------
 
 
@@ -269,6 +363,60 @@ def test_forwarded_content_is_kept_as_new_text() -> None:
     assert parsed.new_text == body and parsed.quoted_text == ""
 
 
+@pytest.mark.parametrize(
+    ("new_text", "attribution", "history"),
+    [
+        ("Спасибо, всё работает.", "5 янв. 2026 г., в 10:00, Поддержка <support@example.com> написал(а):",
+         "> Попробуйте перезагрузить."),
+        ("Спасибо!", "Иван Петров написала:", "> Попробуйте ещё раз."),
+        ("Thanks, that fixed it.", "--- On Mon, 1/2/12, Support <support@example.com> wrote:",
+         "Please restart the app."),
+        ("Thanks, that fixed it.", "--- On Mon, 1/2/12, Support <support@example.com> wrote:",
+         "From: Support <support@example.com>\nSubject: Re: Order\nTo: me@example.org\n"
+         "Date: Monday, January 2, 2012, 10:00 AM\n\nPlease restart the app."),
+        ("Obrigado!", "Em seg., 5 de jan. de 2026 às 10:00, Suporte <suporte@example.com> escreveu:",
+         "Qual é o número do pedido?"),
+        ("Obrigado!", "Em seg., 5 de jan. de 2026 às 10:00, Suporte <suporte@example.com>\nescreveu:",
+         "> Qual é o número do pedido?"),
+        ("Bedankt!", "Op 5 jan. 2026 om 10:00 heeft Support <support@example.com> het volgende geschreven:",
+         "> Welk bestelnummer?"),
+        ("Bedankt!", "Support <support@example.com> schreef:", "> Welk bestelnummer?"),
+        ("Tack!", "5 jan. 2026 kl. 10:00 skrev Support <support@example.com>:", "Vilket ordernummer?"),
+        ("Tack!", "Support skrev:", "> Vilket ordernummer?"),
+        ("好的，谢谢。", "Support <support@example.com> 于2026年1月5日周一 10:00写道：", "> 请提供订单号。"),
+        ("好的，谢谢。", "Support <support@example.com> 於2026年1月5日 週一 10:00 寫道：", "請提供訂單號碼。"),
+        ("네, 감사합니다.", "2026년 1월 5일 (월) 오전 10:00, Support <support@example.com>님이 작성:",
+         "> 주문 번호를 알려주세요."),
+        ("네, 감사합니다.", "2026년 1월 5일 (월) 오전 10:00, Support <\nsupport@example.com>님이 작성:",
+         "주문 번호를 알려주세요."),
+    ],
+)
+def test_attribution_lines_in_other_languages_start_the_quoted_history(
+    new_text: str, attribution: str, history: str
+) -> None:
+    parsed = parse_email(mail(f"{new_text}\n\n{attribution}\n\n{history}\n"))
+    assert parsed.new_text == new_text
+    assert parsed.quoted_text.startswith(attribution) and parsed.quoted_text.endswith(history)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Hello,\nMy colleague wrote: the app crashes on start.\nCan you help?",
+        "Hello,\n\nMy colleague wrote:\nthe app crashes on start.\n\nCan you help?",
+        "Hello,\n\n2 days ago my colleague wrote:\nthe app crashes on start.\n\nCan you help?",
+        "Olá,\n\nEm 2025 meu colega escreveu:\no app trava.\n\nPodem ajudar?",
+        "Здравствуйте!\n\nКоллега написал(а):\nприложение падает.\n\nПомогите, пожалуйста.",
+        "Hej!\n\nFör 2 dagar sedan skrev min kollega:\nappen kraschar.\n\nKan ni hjälpa?",
+        "你好，\n\n我的同事写道：应用崩溃了。\n\n请帮忙。",
+        "안녕하세요.\n\n동료가 3일 전에 작성:\n앱이 멈춥니다.",
+    ],
+)
+def test_wrote_in_a_customer_sentence_does_not_cut_the_message(body: str) -> None:
+    parsed = parse_email(mail(body))
+    assert (parsed.new_text, parsed.quoted_text) == (body, "")
+
+
 # --- automatic mail ---------------------------------------------------------------------------------
 
 
@@ -286,7 +434,7 @@ def test_forwarded_content_is_kept_as_new_text() -> None:
         (("Precedence: junk",), "Help", "list"),
         (("List-Unsubscribe: <mailto:u@lists.example>",), "Help", "list"),
         (("List-Id: <users.lists.example>", "Auto-Submitted: auto-replied"), "Help", "auto-reply"),
-        (("Return-Path: <>", "Auto-Submitted: auto-replied", "Precedence: bulk"), "Help", "bounce"),
+        (("Return-Path: <>", "Precedence: bulk"), "Help", "bounce"),
         (("X-Failed-Recipients: a@example.org",), "Help", "bounce"),
         ((), "Out of Office: Help", "auto-reply"),
         ((), "[自動返信] お問い合わせ", "auto-reply"),
@@ -301,6 +449,133 @@ def test_auto_kind(headers: tuple[str, ...], subject: str, expected: str | None)
 def test_postmaster_sender_is_a_bounce() -> None:
     raw = mail("x").replace(b"customer@example.org", b"postmaster@example.org")
     assert parse_email(raw).auto_kind == "bounce"
+
+
+def with_subject(raw: bytes, subject: str) -> bytes:
+    return raw.replace(b"Subject: Help", f"Subject: {subject}".encode())
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Re: [T-1042] 請求書について（自動返信メール）",
+        "お問い合わせありがとうございます【自動送信】",
+        "Re: 見積もりの件 【自動返信】 株式会社サンプル",
+        "[T-1050] ご注文について (自動応答)",
+        "Re: 納期の件 自動応答",
+        "Re: 納期の件 - 不在通知",
+        "ご連絡ありがとうございます［不在のお知らせ］",
+        "FW: 見積書送付 ＜自動返答メッセージ＞",
+    ],
+)
+def test_japanese_auto_reply_marker_anywhere_in_the_subject(subject: str) -> None:
+    assert parse_email(with_subject(mail("x"), subject)).auto_kind == "auto-reply"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Re: 【自動返信】お問い合わせを受け付けました",  # a person answering an auto-reply
+        "注文確認の自動返信メールが届きません",
+        "Re: 不在通知について",
+        "荷物の不在通知が届いたのですが",
+        "ご注文の自動送信機能の不具合",
+    ],
+)
+def test_japanese_auto_reply_words_in_a_customer_subject_are_not_markers(subject: str) -> None:
+    assert parse_email(with_subject(mail("x"), subject)).auto_kind is None
+
+
+def notice(subject: str, sender: str, original: str | None, body: str = "Your mail could not be delivered.") -> bytes:
+    """A delivery notice as carrier gateways send it: no DSN report, the original (or its headers) attached."""
+    parts = [f"--n\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"]
+    if original:
+        parts.append(f"--n\r\nContent-Type: {original}\r\n\r\nFrom: support@example.com\r\nSubject: [T-1042]\r\n\r\n")
+    raw = mail("".join(parts) + "--n--\r\n", content_type='multipart/mixed; boundary="n"')
+    return with_subject(raw.replace(b"customer@example.org", sender.encode()), subject)
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender", "original"),
+    [
+        ("メールエラー通知", "no-reply@ezweb.example.jp", "text/rfc822-headers"),
+        (b_word("メールエラー通知", "ISO-2022-JP", "iso2022_jp"), "no-reply@ezweb.example.jp", None),
+        ("Mail Delivery Failure", "noreply@docomo.example.jp", "message/rfc822"),
+        ("Undelivered Mail Returned to Sender", "mail-notice@softbank.example.jp", "message/rfc822"),
+        ("【メール送信エラー】", "postmaster@i.softbank.example.jp", None),
+        ("Undelivered Mail", "notice@mail.example.jp", "text/rfc822-headers"),
+        ("メール配信エラーのお知らせ", "do-not-reply@carrier.example.jp", None),
+    ],
+)
+def test_mobile_carrier_error_notice_is_a_bounce(subject: str, sender: str, original: str | None) -> None:
+    assert parse_email(notice(subject, sender, original)).auto_kind == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender", "original"),
+    [
+        ("送信エラーが出ます", "taro@example.jp", None),
+        ("メール送信エラーになります", "taro@example.jp", None),
+        ("Fwd: Undelivered Mail Returned to Sender", "taro@example.jp", "message/rfc822"),
+        ("Mail delivery failure?", "taro@example.jp", None),
+        ("配送エラーのお知らせ", "no-reply@shop.example.jp", None),  # a parcel, not a mail
+        ("Your order has shipped", "no-reply@shop.example.jp", "message/rfc822"),
+    ],
+)
+def test_customer_mail_about_a_sending_error_is_not_a_bounce(subject: str, sender: str, original: str | None) -> None:
+    assert parse_email(notice(subject, sender, original, body="Help me please.")).auto_kind is None
+
+
+def newsletter(subject: str, sender: str, body: str, *headers: str) -> bytes:
+    return with_subject(mail(body, *headers).replace(b"customer@example.org", sender.encode()), subject)
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender", "body"),
+    [
+        ("Acme Weekly Digest #42", "newsletter@acme.example", "Top stories this week."),
+        ("【サンプル商店メールマガジン】Vol.128 新春セール", "info@shop.example.jp", "新商品のご案内です。"),
+        ("Product Newsletter – January", "team@acme.example",
+         "News.\n\nUnsubscribe: https://acme.example/u/1"),
+        ("今週のダイジェスト", "hello@app.example.jp", "今週の記事\n\n▼配信停止はこちら\nhttps://app.example.jp/stop"),
+        ("Community digest", "hello@forum.example", "Posts.\n\nhttps://forum.example/unsubscribe?u=9"),
+        ("メルマガ 2026年1月号", "no-reply@shop.example.jp", "今月のお知らせ"),
+    ],
+)
+def test_digest_without_list_headers_is_list_mail(subject: str, sender: str, body: str) -> None:
+    assert parse_email(newsletter(subject, sender, body)).auto_kind == "list"
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender", "body"),
+    [
+        ("Question about your newsletter", "alice@example.org",
+         "Hi, please unsubscribe me from the newsletter. I no longer want it."),
+        ("メールマガジンの配信停止について", "taro@example.jp", "配信停止をお願いします。"),
+        ("Re: Acme Weekly Digest #42", "alice@example.org",
+         "Loved it!\n\n> News.\n> Unsubscribe: https://acme.example/u/1"),
+        ("Newsletter", "alice@example.org", "Your newsletter had a typo in the price."),
+        ("Weekly digest of my crash logs", "bob@example.org", "The app crashes every morning."),
+        ("Fwd: メールマガジン Vol.128", "info@example.co.jp", "このメルマガの商品について質問です。"),
+    ],
+)
+def test_customer_mail_about_a_newsletter_is_not_list_mail(subject: str, sender: str, body: str) -> None:
+    assert parse_email(newsletter(subject, sender, body)).auto_kind is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "subject"),
+    [
+        (("Return-Path: <>", "Auto-Submitted: auto-replied"), "Help"),
+        (("Return-Path: <>", "Auto-Submitted: auto-replied", "Precedence: bulk"), "Help"),
+        (("Return-Path: < >", "X-Autoreply: yes"), "Help"),
+        (("Return-Path: <>",), "Out of Office: Help"),
+        (("Return-Path: <>",), "【自動返信】お問い合わせありがとうございます"),
+        (("Return-Path: <>",), "Re: Help（自動返信メール）"),
+    ],
+)
+def test_null_return_path_on_an_auto_reply_is_an_auto_reply(headers: tuple[str, ...], subject: str) -> None:
+    assert parse_email(with_subject(mail("x", *headers), subject)).auto_kind == "auto-reply"
 
 
 # --- fingerprint ------------------------------------------------------------------------------------
@@ -468,3 +743,41 @@ def test_subject_split_inside_characters_round_trips(subject: str, size: int) ->
     words = [f"=?UTF-8?B?{base64.b64encode(chunk).decode()}?=" for chunk in chunks]
     raw = mail("x").replace(b"Subject: Help", ("Subject: " + "\r\n ".join(words)).encode())
     assert parse_email(raw).subject == " ".join(subject.split())
+
+
+NAME_CHARS = [*"aZ09 .,;:@<>()[]\\\"'=?_-\t", *"田中花子様株式会社テストー"]
+ADDRESSES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,15}@[a-z0-9-]{1,12}\.(?:example|test|jp)", fullmatch=True)
+
+
+def hostile_q(data: bytes) -> str:
+    """Q encoding as a hostile sender writes it: specials such as < > @ , " ( \\ left raw."""
+    return "".join(
+        "_" if b == 0x20 else chr(b) if 0x21 <= b <= 0x7E and chr(b) not in "=?_" else f"={b:02X}" for b in data
+    )
+
+
+def encoded_words(name: str, style: str, size: int) -> str:
+    """The name as RFC 2047 words; UTF-8 is cut every `size` bytes, i.e. also inside characters."""
+    if style == "iso-2022-jp":
+        return f"=?ISO-2022-JP?B?{base64.b64encode(name.encode('iso2022_jp')).decode()}?="
+    data = name.encode()
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    if style == "b":
+        return " ".join(f"=?UTF-8?B?{base64.b64encode(chunk).decode()}?=" for chunk in chunks)
+    return " ".join(f"=?UTF-8?Q?{hostile_q(chunk)}?=" for chunk in chunks)
+
+
+@FUZZ
+@given(
+    st.text(alphabet=st.sampled_from(NAME_CHARS), min_size=1, max_size=40),
+    ADDRESSES,
+    st.sampled_from(["b", "q", "iso-2022-jp"]),
+    st.integers(1, 12),
+    st.booleans(),
+)
+def test_display_name_never_changes_the_address(name: str, address: str, style: str, size: int, quoted: bool) -> None:
+    words = encoded_words(name, style, size)
+    parsed = parse_email(mail_from(f'"{words}" <{address}>' if quoted else f"{words} <{address}>"))
+    assert parsed.from_address == address.lower()
+    # the whole decoded name, and only it, is the display name: it can neither add nor replace an address
+    assert parsed.from_name == (" ".join(name.replace("\t", " ").split()).strip("\"' ") or None)
