@@ -140,6 +140,29 @@ def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}
 
 
+async def post_message(client: httpx.AsyncClient, auth: dict[str, str], text: str, *, email: str | None = None,
+                       sender_id: str | None = None, name: str | None = None, verified: list[str] | None = None,
+                       channel: str = "api", **fields: object) -> str:
+    """Post a message through the integration API and return its ticket reference.
+
+    `email`, `sender_id` (the sender's `id`), `name` and `verified` make up `sender`; other keyword
+    arguments (`subject`, `external_id`, ...) go into the body as they are. Anything but a 202 fails
+    the test with the answer's text."""
+    sender: dict[str, object] = {}
+    if sender_id is not None:
+        sender["id"] = sender_id
+    if email is not None:
+        sender["email"] = email
+    if name is not None:
+        sender["name"] = name
+    if verified is not None:
+        sender["verified"] = verified
+    body = {"channel": channel, "sender": sender, "text": text, **fields}
+    response = await client.post("/api/v1/messages", json=body, headers=auth)
+    assert response.status_code == 202, response.text
+    return response.json()["ticket_ref"]
+
+
 class Sink:
     """A local SMTP server that keeps what it receives: the relay, in production."""
 

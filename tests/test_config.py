@@ -1,4 +1,4 @@
-"""Config: durations, the demo config, and `router check-config` errors with their line numbers."""
+"""Config: durations, the demo config, template placeholders, and `router check-config` errors with line numbers."""
 
 from __future__ import annotations
 
@@ -132,3 +132,9 @@ def test_a_generated_secret_key_is_kept_in_the_data_dir_and_reused(tmp_path):
     assert len(first.secret_key) >= 40 and first.secret_key == second.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_template_typo_is_a_config_error_not_a_broken_ingest(settings):
+    text = demo_config_text() + '\n[templates.ack]\nen = "Thanks {name}, ticket {ref} due {due}"\n'
+    with pytest.raises(ConfigError, match=r"templates\.ack\.en: unknown placeholder \{name\}"):
+        parse_config(text, settings)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-
-async def send(client, auth, text, **sender):
-    response = await client.post("/api/v1/messages", headers=auth,
-                                  json={"channel": sender.pop("channel", "api"), "sender": sender, "text": text})
-    assert response.status_code == 202, response.text
-    return response.json()["ticket_ref"]
+from tests.conftest import post_message
 
 
 async def customer_of(client, auth, ref):
@@ -15,8 +10,9 @@ async def customer_of(client, auth, ref):
 
 
 async def test_agent_merge_makes_one_thread_and_frees_the_closed_tickets_slot(client, auth, pool):
-    first = await send(client, auth, "Refund for my invoice please", email="kim@example.com")
-    second = await send(client, auth, "I also got an error at login", channel="line", id="U123", name="Kim")
+    first = await post_message(client, auth, "Refund for my invoice please", email="kim@example.com")
+    second = await post_message(client, auth, "I also got an error at login", channel="line", sender_id="U123",
+                                name="Kim")
     keep, other = await customer_of(client, auth, first), await customer_of(client, auth, second)
     assert keep != other
     loads_before = {a["email"]: a["load"] for a in (await client.get("/api/v1/agents", headers=auth)).json()["agents"]}
@@ -38,13 +34,13 @@ async def test_agent_merge_makes_one_thread_and_frees_the_closed_tickets_slot(cl
 
     # The merged-away record answers with the surviving profile; new messages on either identity join the thread.
     assert (await client.get(f"/api/v1/customers/{other}", headers=auth)).json()["id"] == keep
-    assert await send(client, auth, "any news?", channel="line", id="U123") == first
+    assert await post_message(client, auth, "any news?", channel="line", sender_id="U123") == first
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM customers WHERE merged_into IS NULL") == 1
 
 
 async def test_merge_errors_are_json_problems(client, auth):
-    ref = await send(client, auth, "hello", email="one@example.com")
+    ref = await post_message(client, auth, "hello", email="one@example.com")
     customer = await customer_of(client, auth, ref)
     cases = [({"other": customer}, 422), ({"other": "x"}, 422), ({"other": 999999}, 404), ({}, 422)]
     for body, status in cases:
@@ -56,7 +52,7 @@ async def test_merge_errors_are_json_problems(client, auth):
 
 
 async def test_merging_in_a_vip_record_moves_the_thread_to_the_vip_policy(client, auth, pool):
-    ref = await send(client, auth, "Where is my parcel?", email="plain@example.com")
+    ref = await post_message(client, auth, "Where is my parcel?", email="plain@example.com")
     assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["sla"]["policy"] == "normal"
     keep = await customer_of(client, auth, ref)
     vip = await pool.fetchval("INSERT INTO customers (name, tier) VALUES ('VIP record', 'vip') RETURNING id")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from router.core.inbound import Identity, InboundMessage
 from router.core.pipeline import Pipeline
+from tests.conftest import post_message
 
 VICTIM = "victim@example.net"
 
@@ -18,26 +19,19 @@ async def by_mail(pool, config, clock, sender: str, text: str, external_id: str,
     return await Pipeline(config, clock).ingest(pool, message)
 
 
-async def api(client, auth, text: str, **sender) -> dict:
-    response = await client.post("/api/v1/messages", headers=auth,
-                                 json={"channel": "api", "sender": sender, "text": text})
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
 async def test_a_typed_address_never_joins_or_merges_into_the_customer_who_owns_it(client, auth, pool, config,
                                                                                    clock):
     victim = await by_mail(pool, config, clock, VICTIM, "My invoice is wrong", "v1@example.net")
-    attacker = await api(client, auth, "please send the invoice to me", id="atk", email=VICTIM)
+    attacker = await post_message(client, auth, "please send the invoice to me", sender_id="atk", email=VICTIM)
 
-    assert attacker["ticket_ref"] != victim.ticket_ref
+    assert attacker != victim.ticket_ref
     assert await pool.fetchval("SELECT count(*) FROM customers WHERE merged_into IS NULL") == 2
     victim_ticket = (await client.get(f"/api/v1/tickets/{victim.ticket_ref}", headers=auth)).json()
     assert [m["text"] for m in victim_ticket["messages"] if m["direction"] == "in"] == ["My invoice is wrong"]
     # An agent sees the possible match, with its reason and confidence, on the claimant's ticket.
     suggestion = await pool.fetchrow(
         "SELECT e.payload FROM events e JOIN tickets t ON t.id = e.ticket_id"
-        " WHERE e.kind = 'customer.match_suggested' AND t.number = $1", int(attacker["ticket_ref"][2:]))
+        " WHERE e.kind = 'customer.match_suggested' AND t.number = $1", int(attacker[2:]))
     assert suggestion is not None
     victim_customer = victim_ticket["customer"]["id"]
     assert suggestion["payload"]["customer_id"] == victim_customer
@@ -50,10 +44,10 @@ async def test_a_typed_address_never_joins_or_merges_into_the_customer_who_owns_
 
 
 async def test_an_address_the_integration_verified_links_the_identities(client, auth, pool):
-    first = await api(client, auth, "first from the CRM", id="crm-1", email="kim@example.com",
-                      verified=["email"])
-    second = await api(client, auth, "second, by email only", email="kim@example.com", verified=["email"])
-    assert first["ticket_ref"] == second["ticket_ref"]
+    first = await post_message(client, auth, "first from the CRM", sender_id="crm-1", email="kim@example.com",
+                               verified=["email"])
+    second = await post_message(client, auth, "second, by email only", email="kim@example.com", verified=["email"])
+    assert first == second
     identities = await pool.fetch("SELECT kind, value, verified FROM customer_identities ORDER BY id")
     assert [tuple(r) for r in identities] == [("api", "crm-1", True), ("email", "kim@example.com", True)]
 
@@ -102,7 +96,7 @@ async def test_answering_our_mail_from_the_typed_address_proves_it(client, pool,
 
 
 async def test_a_redelivered_message_id_of_someone_else_does_not_reveal_their_ticket(client, auth, pool):
-    first = await api(client, auth, "mine", id="u1")
+    first = await post_message(client, auth, "mine", sender_id="u1")
     response = await client.post("/api/v1/messages", headers=auth, json={
         "channel": "api", "sender": {"id": "u2"}, "text": "guessing", "external_id": "x-1"})
     again = await client.post("/api/v1/messages", headers=auth, json={
@@ -111,12 +105,12 @@ async def test_a_redelivered_message_id_of_someone_else_does_not_reveal_their_ti
     assert again.json() == {"message_id": None, "ticket_ref": None, "duplicate": True}
     same = await client.post("/api/v1/messages", headers=auth, json={
         "channel": "api", "sender": {"id": "u2"}, "text": "guessing", "external_id": "x-1"})
-    assert same.json()["ticket_ref"] == response.json()["ticket_ref"] != first["ticket_ref"]
+    assert same.json()["ticket_ref"] == response.json()["ticket_ref"] != first
 
 
 async def test_only_leads_and_admins_merge_customers(client, auth, pool):
-    a = await api(client, auth, "one", id="m1")
-    b = await api(client, auth, "two", id="m2")
+    a = await post_message(client, auth, "one", sender_id="m1")
+    b = await post_message(client, auth, "two", sender_id="m2")
     ids = [r["customer_id"] for r in await pool.fetch("SELECT customer_id FROM tickets ORDER BY id")]
     assert a != b
     as_agent = await client.post(f"/api/v1/customers/{ids[0]}/merge", json={"other": ids[1]},

@@ -14,17 +14,11 @@ from router.core.outbound import MAX_ATTEMPTS, Dispatcher
 from router.core.store import outbox
 from router.metrics import Metrics
 from router.workers import senders_for
-from tests.conftest import free_port
+from tests.conftest import free_port, post_message
 
 
 def relay_config(config, port: int):
     return replace(config, settings=replace(config.settings, smtp_relay=f"smtp://127.0.0.1:{port}"))
-
-
-async def queue_ack_mail(client, auth) -> str:
-    response = await client.post("/api/v1/messages", headers=auth, json={
-        "channel": "api", "sender": {"email": "out@customer.example"}, "text": "Where is my refund?"})
-    return response.json()["ticket_ref"]
 
 
 async def outbox_rows(pool):
@@ -41,7 +35,7 @@ def test_backoff_grows_exponentially_with_bounded_jitter():
 
 
 async def test_relay_down_retries_with_backoff_then_delivers_once(client, auth, pool, config, clock, sink):
-    await queue_ack_mail(client, auth)
+    await post_message(client, auth, "Where is my refund?", email="out@customer.example")
     metrics = Metrics()
     down = Dispatcher(pool, senders_for(relay_config(config, free_port())), clock, metrics)
     assert await down.run_once() == 0
@@ -63,7 +57,7 @@ async def test_relay_down_retries_with_backoff_then_delivers_once(client, auth, 
 
 
 async def test_gives_up_after_max_attempts_as_dead_letter(client, auth, pool, config, clock):
-    ref = await queue_ack_mail(client, auth)
+    ref = await post_message(client, auth, "Where is my refund?", email="out@customer.example")
     dispatcher = Dispatcher(pool, senders_for(relay_config(config, free_port())), clock)
     for _ in range(MAX_ATTEMPTS):
         await dispatcher.run_once()
@@ -82,7 +76,7 @@ async def test_gives_up_after_max_attempts_as_dead_letter(client, auth, pool, co
 
 async def test_relay_refusal_5xx_is_permanent(client, auth, pool, config, clock, sink):
     sink.refuse_with = "550 5.1.1 No such user"
-    await queue_ack_mail(client, auth)
+    await post_message(client, auth, "Where is my refund?", email="out@customer.example")
     await Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock).run_once()
     [row] = await outbox_rows(pool)
     assert (row["status"], row["attempts"]) == ("dead", 1)
@@ -90,8 +84,7 @@ async def test_relay_refusal_5xx_is_permanent(client, auth, pool, config, clock,
 
 async def test_two_dispatchers_deliver_each_item_once(client, auth, pool, config, clock, sink):
     for i in range(12):
-        await client.post("/api/v1/messages", headers=auth, json={
-            "channel": "api", "sender": {"email": f"c{i}@customer.example"}, "text": f"question {i}"})
+        await post_message(client, auth, f"question {i}", email=f"c{i}@customer.example")
     senders = senders_for(relay_config(config, sink.port))
     first, second = Dispatcher(pool, senders, clock), Dispatcher(pool, senders, clock)
     delivered = await asyncio.gather(first.run_once(), second.run_once(), first.run_once(), second.run_once())
@@ -103,7 +96,7 @@ async def test_crash_between_send_and_mark_resends_same_message_id_after_lease(c
                                                                                sink):
     """The documented duplicate window: a process that dies after sending leaves its lease; after
     the lease the item is sent again, with the same Message-ID so the receiver can tell."""
-    await queue_ack_mail(client, auth)
+    await post_message(client, auth, "Where is my refund?", email="out@customer.example")
     crashed = Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock)
     [item] = await crashed.lease()
     await crashed.senders["email"].send(item)  # sent, then the process "dies" before marking it

@@ -10,6 +10,7 @@ from router import db
 from router.core import actions
 from router.core.inbound import InboundMessage, email_identity
 from router.core.pipeline import Pipeline
+from tests.conftest import post_message
 
 
 def message(text: str, email: str, **kw) -> InboundMessage:
@@ -20,13 +21,6 @@ async def ticket(client, auth, ref):
     return (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
 
 
-async def send(client, auth, text, email):
-    response = await client.post("/api/v1/messages", headers=auth,
-                                 json={"channel": "api", "sender": {"email": email}, "text": text})
-    assert response.status_code == 202, response.text
-    return response.json()["ticket_ref"]
-
-
 async def set_agent(client, auth, email, **changes):
     response = await client.patch(f"/api/v1/agents/{email}", json=changes, headers=auth)
     assert response.status_code == 200, response.text
@@ -34,7 +28,7 @@ async def set_agent(client, auth, email, **changes):
 
 
 async def test_japanese_billing_question_goes_to_japanese_billing_agent(client, auth):
-    ref = await send(client, auth, "先月の請求について返金をお願いします", "sato@example.jp")
+    ref = await post_message(client, auth, "先月の請求について返金をお願いします", email="sato@example.jp")
     detail = await ticket(client, auth, ref)
     assert (detail["language"], detail["topic"], detail["assignee"]) == ("ja", "billing", "aiko@example.com")
     assert detail["routing_log"][0]["action"] == "assigned"
@@ -42,14 +36,14 @@ async def test_japanese_billing_question_goes_to_japanese_billing_agent(client, 
 
 
 async def test_english_technical_goes_to_english_technical_agent(client, auth):
-    ref = await send(client, auth, "I get an error when I login", "tom@example.com")
+    ref = await post_message(client, auth, "I get an error when I login", email="tom@example.com")
     assert (await ticket(client, auth, ref))["assignee"] == "ben@example.com"
 
 
 async def test_at_capacity_waits_in_queue_then_assigned_when_slot_frees(client, auth):
     await set_agent(client, auth, "aiko@example.com", capacity=1)
-    first = await send(client, auth, "請求書の金額が違います", "a@example.jp")
-    second = await send(client, auth, "返金はいつですか", "b@example.jp")
+    first = await post_message(client, auth, "請求書の金額が違います", email="a@example.jp")
+    second = await post_message(client, auth, "返金はいつですか", email="b@example.jp")
     assert (await ticket(client, auth, first))["assignee"] == "aiko@example.com"
     waiting = await ticket(client, auth, second)
     assert waiting["assignee"] is None
@@ -64,15 +58,15 @@ async def test_at_capacity_waits_in_queue_then_assigned_when_slot_frees(client, 
 
 async def test_urgent_vip_ticket_jumps_the_queue(client, auth, pool, clock):
     await set_agent(client, auth, "aiko@example.com", capacity=1)
-    busy = await send(client, auth, "請求について", "first@example.jp")
-    older = await send(client, auth, "請求書を再発行してください", "older@example.jp")
+    busy = await post_message(client, auth, "請求について", email="first@example.jp")
+    older = await post_message(client, auth, "請求書を再発行してください", email="older@example.jp")
     clock.advance(timedelta(minutes=5))
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO customers (name, tier) VALUES ('VIP', 'vip')")
         vip_id = await conn.fetchval("SELECT max(id) FROM customers")
         await conn.execute("INSERT INTO customer_identities (customer_id, kind, value) VALUES ($1, 'email', $2)",
                            vip_id, "vip@example.jp")
-    urgent = await send(client, auth, "至急！請求が二重になっています", "vip@example.jp")
+    urgent = await post_message(client, auth, "至急！請求が二重になっています", email="vip@example.jp")
     assert (await ticket(client, auth, urgent))["priority"] == "urgent"
     assert (await ticket(client, auth, urgent))["assignee"] is None
 
@@ -83,7 +77,7 @@ async def test_urgent_vip_ticket_jumps_the_queue(client, auth, pool, clock):
 
 async def test_agent_coming_online_takes_waiting_tickets(client, auth):
     await set_agent(client, auth, "chie@example.com", status="offline")
-    ref = await send(client, auth, "アプリでエラーが出ます", "k@example.jp")
+    ref = await post_message(client, auth, "アプリでエラーが出ます", email="k@example.jp")
     queued = await ticket(client, auth, ref)
     assert queued["assignee"] is None and "offline" in queued["routing_log"][-1]["reason"]
     await set_agent(client, auth, "chie@example.com", status="online")
@@ -91,18 +85,18 @@ async def test_agent_coming_online_takes_waiting_tickets(client, auth):
 
 
 async def test_continuity_prefers_agent_who_helped_before(client, auth, clock):
-    first = await send(client, auth, "I was charged twice", "loyal@example.com")
+    first = await post_message(client, auth, "I was charged twice", email="loyal@example.com")
     assert (await ticket(client, auth, first))["assignee"] == "aiko@example.com"  # least recently assigned
     await client.patch(f"/api/v1/tickets/{first}", json={"status": "closed"}, headers=auth)
-    await send(client, auth, "invoice question", "other@example.com")  # goes to ben (aiko was just used)
-    second = await send(client, auth, "Another billing question about my invoice", "loyal@example.com")
+    await post_message(client, auth, "invoice question", email="other@example.com")  # goes to ben (aiko was just used)
+    second = await post_message(client, auth, "Another billing question about my invoice", email="loyal@example.com")
     detail = await ticket(client, auth, second)
     assert detail["assignee"] == "aiko@example.com"
     assert detail["routing_log"][-1]["reason"].startswith("continuity")
 
 
 async def test_transfer_keeps_history_and_reason(client, auth):
-    ref = await send(client, auth, "I get an error", "t@example.com")
+    ref = await post_message(client, auth, "I get an error", email="t@example.com")
     response = await client.post(f"/api/v1/tickets/{ref}/assign", headers=auth,
                                  json={"agent": "chie@example.com", "reason": "needs the Japanese backend team"})
     assert response.status_code == 200
@@ -145,7 +139,7 @@ async def test_release_on_offline_returns_unstarted_tickets(config, pool, clock)
     app = create_app(released, pool=pool, clock=clock)
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        ref = await send(client, auth, "アプリが起動しません。エラーです", "x@example.jp")
+        ref = await post_message(client, auth, "アプリが起動しません。エラーです", email="x@example.jp")
         assert (await ticket(client, auth, ref))["assignee"] == "chie@example.com"
         await set_agent(client, auth, "chie@example.com", status="offline")
         detail = await ticket(client, auth, ref)

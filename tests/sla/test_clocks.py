@@ -11,7 +11,7 @@ import pytest
 from router.app import create_app
 from router.config import demo_config_text, parse_config
 from sla import monitor
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, post_message
 
 FAST_POLICY = """
 [[sla_policies]]
@@ -41,12 +41,6 @@ async def fast_client(fast_config, pool, clock):
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-async def new_ticket(client, text="Where is my parcel?", email="c@example.com") -> str:
-    response = await client.post("/api/v1/messages", headers=AUTH,
-                                 json={"channel": "api", "sender": {"email": email}, "text": text})
-    return response.json()["ticket_ref"]
-
-
 async def run_monitors(pool, config, now, instances=2):
     async def one():
         async with pool.acquire() as conn, conn.transaction():
@@ -63,7 +57,7 @@ async def sla_events(pool):
 
 
 async def test_warning_then_breach_exactly_once_with_two_monitors(fast_client, fast_config, pool, clock):
-    ref = await new_ticket(fast_client)
+    ref = await post_message(fast_client, AUTH, "Where is my parcel?", email="c@example.com")
     detail = (await fast_client.get(f"/api/v1/tickets/{ref}", headers=AUTH)).json()
     first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
     assert detail["sla"]["policy"] == "fast"
@@ -84,26 +78,26 @@ async def test_warning_then_breach_exactly_once_with_two_monitors(fast_client, f
 
 
 async def test_reply_before_due_stops_the_first_response_clock(fast_client, fast_config, pool, clock):
-    ref = await new_ticket(fast_client)
+    ref = await post_message(fast_client, AUTH, "Where is my parcel?", email="c@example.com")
     clock.advance(timedelta(seconds=10))
     reply = await fast_client.post(f"/api/v1/tickets/{ref}/replies", headers=AUTH, json={"text": "On it!"})
     assert reply.status_code == 201
     clock.advance(timedelta(minutes=2))
     assert await run_monitors(pool, fast_config, clock()) == []
     # The customer writes again after our reply: a next-response clock starts and can breach.
-    await new_ticket(fast_client, text="Thanks, any update?")
+    await post_message(fast_client, AUTH, "Thanks, any update?", email="c@example.com")
     clock.advance(timedelta(seconds=50))
     fired = await run_monitors(pool, fast_config, clock())
     assert sorted((e.target, e.kind) for e in fired) == [("next_response", "breach"), ("next_response", "warning")]
 
 
 async def test_pending_pauses_the_clock_and_customer_reply_resumes(fast_client, fast_config, pool, clock):
-    ref = await new_ticket(fast_client)
+    ref = await post_message(fast_client, AUTH, "Where is my parcel?", email="c@example.com")
     clock.advance(timedelta(seconds=10))
     await fast_client.patch(f"/api/v1/tickets/{ref}", json={"status": "pending"}, headers=AUTH)
     clock.advance(timedelta(hours=3))
     assert await run_monitors(pool, fast_config, clock()) == []
-    await new_ticket(fast_client, text="Here is the info you asked for")
+    await post_message(fast_client, AUTH, "Here is the info you asked for", email="c@example.com")
     detail = (await fast_client.get(f"/api/v1/tickets/{ref}", headers=AUTH)).json()
     assert detail["status"] == "open"
     first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
@@ -111,8 +105,7 @@ async def test_pending_pauses_the_clock_and_customer_reply_resumes(fast_client, 
 
 
 async def test_priority_change_recomputes_due_times(client, auth, pool, clock):
-    body = {"channel": "api", "sender": {"email": "p@example.com"}, "text": "Question about delivery"}
-    ref = (await client.post("/api/v1/messages", headers=auth, json=body)).json()["ticket_ref"]
+    ref = await post_message(client, auth, "Question about delivery", email="p@example.com")
     normal = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
     assert normal["sla"]["policy"] == "normal"
     response = await client.patch(f"/api/v1/tickets/{ref}", json={"priority": "urgent"}, headers=auth)
@@ -124,8 +117,7 @@ async def test_priority_change_recomputes_due_times(client, auth, pool, clock):
 
 async def test_normal_policy_counts_japanese_business_hours(client, auth, clock):
     clock.now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # Friday 17:00 JST; Mon 23 Nov is a holiday
-    body = {"channel": "api", "sender": {"email": "jp@example.jp"}, "text": "配送状況を教えてください"}
-    ref = (await client.post("/api/v1/messages", headers=auth, json=body)).json()["ticket_ref"]
+    ref = await post_message(client, auth, "配送状況を教えてください", email="jp@example.jp")
     detail = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
     first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
     # 1h on Friday (17:00-18:00), Monday 23 Nov is Labour Thanksgiving Day, so 3h more on Tuesday.
@@ -137,7 +129,7 @@ async def test_alerts_queued_for_slack_once_per_target_and_kind(fast_client, fas
     from dataclasses import replace
 
     with_slack = replace(fast_config, settings=replace(fast_config.settings, slack_bot_token="xoxb-test"))
-    ref = await new_ticket(fast_client)
+    ref = await post_message(fast_client, AUTH, "Where is my parcel?", email="c@example.com")
     clock.advance(timedelta(minutes=11))  # past first-response and resolution, warnings included
     fired = await run_monitors(pool, with_slack, clock(), instances=3)
     assert len(fired) == 4
@@ -154,16 +146,13 @@ async def test_alerts_queued_for_slack_once_per_target_and_kind(fast_client, fas
 
 
 async def test_urgent_follow_up_escalates_the_ticket_and_its_policy(client, auth, clock):
-    body = {"channel": "api", "sender": {"email": "esc@example.jp"}, "text": "配送について教えてください"}
-    ref = (await client.post("/api/v1/messages", headers=auth, json=body)).json()["ticket_ref"]
+    ref = await post_message(client, auth, "配送について教えてください", email="esc@example.jp")
     assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["sla"]["policy"] == "normal"
     clock.advance(timedelta(minutes=10))
-    follow_up = {**body, "text": "至急お願いします！"}
-    assert (await client.post("/api/v1/messages", headers=auth, json=follow_up)).json()["ticket_ref"] == ref
+    assert await post_message(client, auth, "至急お願いします！", email="esc@example.jp") == ref
     detail = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
     assert (detail["priority"], detail["sla"]["policy"]) == ("urgent", "urgent")
     first = next(c for c in detail["sla"]["clocks"] if c["target"] == "first_response")
     assert datetime.fromisoformat(first["due_at"]) == clock() - timedelta(minutes=10) + timedelta(hours=1)
-    calm = {**body, "text": "ありがとうございます"}
-    await client.post("/api/v1/messages", headers=auth, json=calm)
+    await post_message(client, auth, "ありがとうございます", email="esc@example.jp")
     assert (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()["priority"] == "urgent"  # never lowered

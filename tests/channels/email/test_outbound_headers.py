@@ -11,6 +11,7 @@ from channels.email.send import build_message
 from router.core.delivery import OutboxItem
 from router.core.outbound import Dispatcher
 from router.workers import senders_for
+from tests.conftest import post_message
 
 INJECTIONS = [
     "=?utf-8?q?Hi=0D=0AX-Injected=3A_yes?=",      # an encoded word that decodes to CR/LF (CVE-2024-6923)
@@ -42,10 +43,8 @@ def test_a_message_id_from_a_customer_cannot_add_a_header(config, message_id):
 
 async def test_reply_to_an_injected_subject_reaches_the_customer_without_the_header(client, auth, pool, config, clock,
                                                                                     sink):
-    response = await client.post("/api/v1/messages", headers=auth, json={
-        "channel": "api", "sender": {"id": "c1", "email": "c1@example.net", "verified": ["email"]},
-        "subject": INJECTIONS[0], "text": "question"})
-    ref = response.json()["ticket_ref"]
+    ref = await post_message(client, auth, "question", sender_id="c1", email="c1@example.net", verified=["email"],
+                             subject=INJECTIONS[0])
     assert (await client.post(f"/api/v1/tickets/{ref}/replies", json={"text": "answer"}, headers=auth)).status_code \
         == 201
     relay = replace(config, settings=replace(config.settings, smtp_relay=f"smtp://127.0.0.1:{sink.port}"))
@@ -55,9 +54,7 @@ async def test_reply_to_an_injected_subject_reaches_the_customer_without_the_hea
 
 
 async def test_an_unbuildable_reply_is_dead_at_once_and_shown_on_the_ticket(client, auth, pool, config, clock, sink):
-    response = await client.post("/api/v1/messages", headers=auth, json={
-        "channel": "api", "sender": {"id": "c2", "email": "c2@example.net", "verified": ["email"]}, "text": "q"})
-    ref = response.json()["ticket_ref"]
+    ref = await post_message(client, auth, "q", sender_id="c2", email="c2@example.net", verified=["email"])
     await client.post(f"/api/v1/tickets/{ref}/replies", json={"text": "answer"}, headers=auth)
     # A payload the mail builder cannot turn into a mail (here: the text was lost).
     await pool.execute("UPDATE outbox SET payload = payload - 'text' WHERE kind = 'reply'")
