@@ -2,12 +2,22 @@
 
 Migrations are `router/migrations/NNNN_name.sql`, applied in order inside one transaction each,
 under an advisory lock so several `router serve` processes starting together migrate once.
+
+Timeouts: a request or an SMTP DATA must answer 503/451 within seconds when the database cannot
+answer (down, or frozen: a stalled disk, a paused VM), never hang until the client gives up. So the
+serving pool bounds every statement (`COMMAND_TIMEOUT`) and every wait for a connection
+(`ACQUIRE_TIMEOUT`) on the client side — a frozen server cannot enforce a server-side timeout — and
+the resulting `TimeoutError` is in `DATABASE_DOWN_ERRORS`. Setup work (migrations, the bench's bulk
+fills) takes longer: `migrate` passes `SETUP_TIMEOUT` itself; a pool for bulk work is created with
+`command_timeout=SETUP_TIMEOUT`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +26,16 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 MIGRATION_LOCK_KEY = 0x726F75746572  # "router"
+
+COMMAND_TIMEOUT = 3.0
+"""Seconds one statement of the serving pool may take. Serving statements take milliseconds (SPEC §4:
+the slowest, a 30-day report, 500 ms), so this only ever cuts a database that is not answering."""
+ACQUIRE_TIMEOUT = 3.0
+"""Seconds `pool.acquire()` waits for a connection: a free one, or a new one (connect + init)."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection outside `acquire` (the pool's first connections at start-up)."""
+SETUP_TIMEOUT = 3600.0
+"""Seconds a statement of setup work may take: a migration rewriting a big table, a bulk fill."""
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
@@ -60,11 +80,58 @@ async def _no_session_reset(conn: asyncpg.Connection) -> None:
     released). asyncpg still rolls back an unfinished transaction before this hook runs."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_session_reset,
-        command_timeout=30, max_inactive_connection_lifetime=60,
+def _closing_on_timeout(method: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+    @functools.wraps(method)
+    async def bounded(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
+        try:
+            return await method(self, *args, **kwargs)
+        except TimeoutError:
+            self.terminate()
+            raise
+    return bounded
+
+
+class ServingConnection(asyncpg.Connection):
+    """Closed at once when a statement times out. asyncpg would send the server a cancel request and
+    make the next statement (the ROLLBACK of the request's transaction) wait for its answer, up to a
+    second full timeout; a frozen server never answers it. Closing aborts the transaction all the same,
+    and the pool opens a fresh connection for the next request."""
+
+    execute = _closing_on_timeout(asyncpg.Connection.execute)
+    executemany = _closing_on_timeout(asyncpg.Connection.executemany)
+    fetch = _closing_on_timeout(asyncpg.Connection.fetch)
+    fetchval = _closing_on_timeout(asyncpg.Connection.fetchval)
+    fetchrow = _closing_on_timeout(asyncpg.Connection.fetchrow)
+    fetchmany = _closing_on_timeout(asyncpg.Connection.fetchmany)
+
+
+class ServingPool(asyncpg.Pool):
+    """An asyncpg pool whose `acquire()` waits at most `acquire_timeout` unless told otherwise: it is
+    called all over the code base, and asyncpg's default is to wait forever (for a free connection,
+    or for a connect a frozen server never answers). The same bound applies to the release."""
+
+    __slots__ = ("_acquire_timeout",)
+
+    def __init__(self, *args: object, acquire_timeout: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> object:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = COMMAND_TIMEOUT,
+                      acquire_timeout: float = ACQUIRE_TIMEOUT) -> asyncpg.Pool:
+    """The serving pool. Bulk setup work passes `command_timeout=SETUP_TIMEOUT`."""
+    # What `asyncpg.create_pool` does, with our pool class (it takes none); its max_queries default.
+    pool = ServingPool(
+        dsn, acquire_timeout=acquire_timeout, min_size=min_size, max_size=max_size, max_queries=50_000,
+        max_inactive_connection_lifetime=60, init=_init_connection, reset=_no_session_reset, loop=None,
+        connection_class=ServingConnection, record_class=asyncpg.Record, command_timeout=command_timeout,
+        timeout=CONNECT_TIMEOUT,
     )
+    await pool
+    return pool
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -78,23 +145,28 @@ def migration_files() -> list[tuple[int, str, str]]:
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
-    """Apply pending migrations; returns the names applied. Safe to run concurrently."""
+    """Apply pending migrations; returns the names applied. Safe to run concurrently.
+
+    Every statement runs under `SETUP_TIMEOUT`, also on a serving pool's connection: a migration may
+    rewrite a big table, and waiting for the lock means waiting for another process's migrations."""
     applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY, timeout=SETUP_TIMEOUT)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+            timeout=SETUP_TIMEOUT)
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations",
+                                                           timeout=SETUP_TIMEOUT)}
         for version, name, sql in migration_files():
             if version in done:
                 continue
             async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                await conn.execute(sql, timeout=SETUP_TIMEOUT)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name,
+                                   timeout=SETUP_TIMEOUT)
             log.info("applied migration %s", name)
             applied.append(name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY, timeout=SETUP_TIMEOUT)
     return applied

@@ -82,11 +82,15 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
+    asyncpg.InterfaceError,  # client side: "connection is closed", "pool is closing", ConnectionDoesNotExistError
+    asyncpg.InternalClientError,  # client side: a connection torn down mid-statement (seen at shutdown), a stale
+    # statement cache after a concurrent migration (OutdatedSchemaCacheError), a protocol state error
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
-    TimeoutError,
+    asyncpg.QueryCanceledError,  # a server-side statement_timeout (an external server's DBA) or pg_cancel_backend
+    asyncpg.LockNotAvailableError,  # a server-side lock_timeout
+    TimeoutError,  # our own client-side bounds (router.db): a database that does not answer in time
 )
 """Exceptions that mean "the database cannot do this right now" (down, restarting, or a deadlock /
 serialization conflict it resolved by aborting us): the sender should retry, the request is fine.
