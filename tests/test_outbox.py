@@ -92,20 +92,24 @@ async def test_two_dispatchers_deliver_each_item_once(client, auth, pool, config
     assert sorted(m["To"] for m in sink.messages) == sorted(f"c{i}@customer.example" for i in range(12))
 
 
-async def test_crash_between_send_and_mark_resends_same_message_id_after_lease(client, auth, pool, config, clock,
-                                                                               sink):
-    """The documented duplicate window: a process that dies after sending leaves its lease; after
-    the lease the item is sent again, with the same Message-ID so the receiver can tell."""
-    await post_message(client, auth, "Where is my refund?", email="out@customer.example")
+async def test_an_item_interrupted_mid_send_is_never_sent_twice_and_shows_on_the_ticket(client, auth, pool, config,
+                                                                                     clock, sink):
+    """At most once (SPEC §2.10): a process that dies after sending, before recording it, leaves the
+    item `sending`; when its lease ends it goes dead as "interrupted", not out again."""
+    ref = await post_message(client, auth, "Where is my refund?", email="out@customer.example")
     crashed = Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock)
     [item] = await crashed.lease()
     await crashed.senders["email"].send(item)  # sent, then the process "dies" before marking it
     survivor = Dispatcher(pool, senders_for(relay_config(config, sink.port)), clock)
     assert await survivor.run_once() == 0  # still leased
     clock.advance(outbox.LEASE + timedelta(seconds=1))
-    assert await survivor.run_once() == 1
-    assert len(sink.messages) == 2
-    assert sink.messages[0]["Message-ID"] == sink.messages[1]["Message-ID"]
+    assert await survivor.run_once() == 0
+    assert len(sink.messages) == 1
+    row = await pool.fetchrow("SELECT status, last_error FROM outbox")
+    assert row["status"] == "dead" and "interrupted" in row["last_error"]
+    ticket = (await client.get(f"/api/v1/tickets/{ref}", headers=auth)).json()
+    [ack] = [m for m in ticket["messages"] if m["direction"] == "out"]
+    assert ack["delivery"]["status"] == "dead" and "interrupted" in ack["delivery"]["error"]
 
 
 @pytest.mark.parametrize("channel", ["telegram", "line"])

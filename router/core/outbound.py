@@ -3,13 +3,13 @@
 Delivery guarantees (SPEC §2.10):
 - an item is queued in the same transaction as the change that causes it, under a unique
   idempotency key (`store.outbox`), so a retried request or a second process never queues it twice;
-- the dispatcher *leases* due items (`FOR UPDATE SKIP LOCKED`, then `next_attempt_at` pushed past
-  the lease) and sends outside any transaction; success marks the row `sent`;
-- a crash after sending but before marking leaves the row leased: after the lease it is sent
-  again. That is the bounded duplicate window — at most one extra delivery per crash, and only
-  for senders whose platform cannot dedupe. Senders pass the idempotency key where the platform
-  accepts one (email: the Message-ID is derived from it, so receivers and our own threading see
-  the same message);
+- the dispatcher *leases* due items (`FOR UPDATE SKIP LOCKED`; status `sending`, `next_attempt_at`
+  pushed past the lease) and sends outside any transaction; the outcome marks the row `sent`,
+  `pending` (retry) or `dead`;
+- a process killed between lease and outcome leaves the row `sending`: when the lease ends it goes
+  dead as "interrupted" (it may or may not have arrived) and is never sent again by itself — at most
+  once, never twice; the agent sees it on the ticket and can send again. Email Message-IDs are
+  derived from the idempotency key, so receivers and our own threading agree on the message;
 - failures back off exponentially (with jitter) and after `MAX_ATTEMPTS` the item is `dead`,
   visible in `/metrics` and the ticket, for a person to look at.
 

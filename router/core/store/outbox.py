@@ -56,10 +56,22 @@ async def queue_message(conn: asyncpg.Connection, *, key: str, kind: str, channe
     return message_id
 
 
+INTERRUPTED = ("interrupted while sending (the process stopped): it may or may not have arrived,"
+               " so it is not sent again by itself")
+
+
 async def lease(conn: asyncpg.Connection, channels: Sequence[str], now: datetime) -> list[dict[str, Any]]:
-    """Take up to `BATCH` due items on `channels`; they are not due again until the lease ends."""
+    """Take up to `BATCH` due items on `channels` (status `sending` until their outcome is recorded).
+    Items whose lease ended while `sending` were interrupted: they go dead, never out again."""
+    interrupted = await conn.fetch(
+        "UPDATE outbox SET status = 'dead', last_error = $3 WHERE id IN ("
+        " SELECT id FROM outbox WHERE status = 'sending' AND next_attempt_at <= $1 AND channel = ANY($2::text[])"
+        " FOR UPDATE SKIP LOCKED) RETURNING id, ticket_id, kind", now, list(channels), INTERRUPTED)
+    for row in interrupted:
+        await events.record(conn, row["ticket_id"], "outbox.dead",
+                            {"id": row["id"], "kind": row["kind"], "error": INTERRUPTED}, now)
     rows = await conn.fetch(
-        "UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id IN ("
+        "UPDATE outbox SET status = 'sending', next_attempt_at = $2, attempts = attempts + 1 WHERE id IN ("
         " SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1"
         " AND channel = ANY($3::text[]) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
         " RETURNING id, idempotency_key, kind, channel, ticket_id, payload, attempts",
