@@ -38,9 +38,12 @@ async def fresh_database(server_uri: str, name: str) -> str:
     return server_uri.replace("/postgres?", f"/{name}?", 1)
 
 
-async def fresh_pool(server_uri: str, name: str, config, size: int) -> asyncpg.Pool:
-    """A pool on a new, migrated database holding the demo agents."""
-    pool = await db.create_pool(await fresh_database(server_uri, name), min_size=size, max_size=size)
+async def fresh_pool(server_uri: str, name: str, config, size: int, *, setup: bool = False) -> asyncpg.Pool:
+    """A pool on a new, migrated database holding the demo agents. `setup`: for bulk fills, which the
+    serving timeouts (a few seconds per statement) must not cut short."""
+    timeout = db.SETUP_TIMEOUT if setup else db.COMMAND_TIMEOUT
+    pool = await db.create_pool(await fresh_database(server_uri, name), min_size=size, max_size=size,
+                                command_timeout=timeout)
     async with pool.acquire() as conn:
         await db.migrate(conn)
         await agent_store.sync_from_config(conn, config.teams, config.agents)
@@ -85,7 +88,7 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
                  "ratio": "target p99 <= 2 ms"})
     if args.tickets:
         print(f"Filling {args.tickets:,} tickets for the scale benchmarks …", flush=True)
-        scale_pool = await fresh_pool(server_uri, "bench_scale", config, 4)
+        scale_pool = await fresh_pool(server_uri, "bench_scale", config, 4, setup=True)
         await scale_bench.fill(scale_pool, args.tickets)
         scan = await scale_bench.sla_scan_run(scale_pool, config)
         rows.append({"benchmark": f"SLA monitor scan, {args.tickets:,} tickets", "count": scan["events_per_scan"],
