@@ -10,9 +10,122 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from router import db
 from router.config import ConfigError, Settings, ensure_secret_key, load_config, parse_config, settings_from_env
+
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+"""The longest request line and headers accepted (httptools itself buffers a header of any size)."""
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's configuration plus what `BoundedHttpProtocol` reads."""
+
+    def __init__(self, app: Any, *, head_timeout: float, max_connections: int, busy_app: Any,
+                 **options: Any) -> None:
+        super().__init__(app, http=BoundedHttpProtocol, **options)
+        self.head_timeout = head_timeout
+        self.max_connections = max_connections
+        self.busy_app = busy_app
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline and a size bound for every request head, and a
+    connection limit answered like the API's other 503s.
+
+    uvicorn waits forever for a request line and headers — its keep-alive timer runs only between a
+    response and the next request's first byte — so connections that send half a request stay open.
+    Here the head must be complete within `head_timeout` seconds of the connection opening or of the
+    next request's first byte, and within `MAX_REQUEST_HEAD_BYTES`, else the connection is closed.
+    Bodies and responses have no deadline here (uploads and event streams may be slow).
+
+    A request arriving while more than `max_connections` connections are open (its own included), or
+    `max_connections` requests are in progress, gets `busy_app`'s answer. uvicorn's `limit_concurrency`
+    does the same check but answers a bare text 503 without `Retry-After` nor our headers."""
+
+    def __init__(self, config: ServerConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.head_timeout = config.head_timeout
+        self.max_connections = config.max_connections
+        self.busy_app = config.busy_app
+        self.head_deadline: asyncio.TimerHandle | None = None
+        self.head_bytes = 0
+        self.reading_body = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._expect_head()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.reading_body:
+            self._expect_head()
+        waiting = self.head_deadline
+        super().data_received(data)
+        if waiting is not None and waiting is self.head_deadline:  # all of `data` belongs to the head
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
+                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                     b"content-length: 0\r\nconnection: close\r\n\r\n")
+                self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._expect_head()
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_clock()
+        self.reading_body = True
+        if len(self.connections) <= self.max_connections and len(self.tasks) < self.max_connections:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, self.busy_app  # the app uvicorn starts for this request
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_message_complete(self) -> None:
+        self.reading_body = False
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_clock()
+        super().connection_lost(exc)
+
+    def _expect_head(self) -> None:
+        if self.head_deadline is None:
+            self.head_bytes = 0
+            self.head_deadline = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _stop_head_clock(self) -> None:
+        if self.head_deadline is not None:
+            self.head_deadline.cancel()
+            self.head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self.head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def server_config(app: Any, settings: Settings) -> ServerConfig:
+    """How `router serve` runs uvicorn: bounded connections (SPEC §4 Security), and `X-Forwarded-For`
+    believed only from `ROUTER_TRUSTED_PROXIES` (uvicorn would believe 127.0.0.1 by default, so any
+    client of a pass-through proxy on this host could pick its address and dodge per-address limits)."""
+    from router.web.app import over_capacity
+
+    return ServerConfig(
+        app, host=settings.http_host, port=settings.http_port, log_level="info",
+        head_timeout=settings.http_header_timeout_seconds,
+        max_connections=settings.http_max_connections, busy_app=over_capacity(),
+        timeout_keep_alive=settings.http_keepalive_seconds,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
+    )
 
 
 def _database_url(settings: Settings) -> str:
@@ -59,8 +172,6 @@ def cmd_check_config(settings: Settings, path: str | None) -> int:
 
 
 def cmd_serve(settings: Settings) -> int:
-    import uvicorn
-
     from router.app import create_app
     from router.workers import default_workers
 
@@ -83,8 +194,9 @@ def cmd_serve(settings: Settings) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
     # embedded PostgreSQL be stopped by its exit hook when this is its last user.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
-    return 0
+    server = uvicorn.Server(server_config(app, settings))
+    server.run()
+    return 0 if server.started else 1
 
 
 def cmd_demo(settings: Settings) -> int:

@@ -74,6 +74,11 @@ class Settings:
     smtp_relay: str | None = None
     secret_key: str = ""
     api_token: str | None = None
+    metrics_token: str | None = None  # None: /metrics answers loopback clients only
+    trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For is believed; () believes none
+    http_max_connections: int = 1000  # connections served at once; a request on one more gets 503
+    http_keepalive_seconds: int = 5  # an idle connection between requests is closed after this
+    http_header_timeout_seconds: float = 10.0  # a request line and headers must arrive within this
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_alert_channel: str | None = None
@@ -152,6 +157,37 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
             raise ConfigError([f"environment: {name}={value!r} is not a TCP port"])
         return int(value)
 
+    def count(name: str, default: int) -> int:
+        value = env.get(name)
+        if not value:
+            return default
+        if not (value.isascii() and value.isdigit()) or int(value) == 0:
+            raise ConfigError([f"environment: {name}={value!r} is not a positive whole number"])
+        return int(value)
+
+    def seconds(name: str, default: float) -> float:
+        value = env.get(name)
+        if not value:
+            return default
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = 0.0
+        if not 0 < parsed < float("inf"):
+            raise ConfigError([f"environment: {name}={value!r} is not a positive number of seconds"])
+        return parsed
+
+    def networks(name: str) -> tuple[str, ...]:
+        import ipaddress
+
+        found = []
+        for item in filter(None, (part.strip() for part in env.get(name, "").split(","))):
+            try:
+                found.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ConfigError([f"environment: {name}: {item!r} is not an IP address or network"]) from None
+        return tuple(found)
+
     http_host = env.get("ROUTER_HTTP_HOST") or defaults.http_host
     http_port = port("ROUTER_HTTP_PORT", defaults.http_port)
     return Settings(
@@ -166,6 +202,11 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         smtp_relay=opt("ROUTER_SMTP_RELAY"),
         secret_key=env.get("ROUTER_SECRET_KEY") or "",
         api_token=opt("ROUTER_API_TOKEN"),
+        metrics_token=opt("ROUTER_METRICS_TOKEN"),
+        trusted_proxies=networks("ROUTER_TRUSTED_PROXIES"),
+        http_max_connections=count("ROUTER_HTTP_MAX_CONNECTIONS", defaults.http_max_connections),
+        http_keepalive_seconds=count("ROUTER_HTTP_KEEPALIVE_SECONDS", defaults.http_keepalive_seconds),
+        http_header_timeout_seconds=seconds("ROUTER_HTTP_HEADER_TIMEOUT_SECONDS", defaults.http_header_timeout_seconds),
         slack_bot_token=opt("SLACK_BOT_TOKEN"),
         slack_signing_secret=opt("SLACK_SIGNING_SECRET"),
         slack_alert_channel=opt("SLACK_ALERT_CHANNEL"),

@@ -1,9 +1,30 @@
-"""Prometheus metrics: counters updated in-process, gauges read from the database at scrape time."""
+"""Prometheus metrics. A scrape costs the same with a thousand tickets or ten million: counters are
+kept in process, and the gauges read from the database only rows that are few by nature (the team
+queues, the outbox items not sent yet), through partial indexes — never a count of a whole table.
+
+Counters are per process and start at zero: with several `router serve` processes, sum them in
+Prometheus (`sum(rate(router_messages_ingested_total[5m]))`)."""
 
 from __future__ import annotations
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from router.core.inbound import IngestResult
+
+QUEUE_COUNT_CAP = 1000
+"""The queue gauge counts at most this many tickets, so a scrape stays cheap during a backlog."""
+
+SCRAPE_SQL = """
+SELECT (SELECT count(*) FROM (SELECT 1 FROM tickets
+                              WHERE assignee_id IS NULL AND status IN ('open', 'pending') LIMIT $1) AS q) AS queued,
+       (SELECT count(*) FROM outbox WHERE status = 'pending') AS pending,
+       (SELECT count(*) FROM outbox WHERE status = 'sending') AS sending,
+       (SELECT count(*) FROM outbox WHERE status = 'dead') AS dead
+"""
+"""What a scrape reads, in one round trip: each count reads only the rows of a partial index — the team
+queues (`tickets_queue`), the outbox items waiting (`outbox_due`), being sent (`outbox_interrupted`)
+or dead (`outbox_dead`) — never the solved tickets nor the sent items, which grow with every message."""
 
 
 class Metrics:
@@ -11,21 +32,50 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.ingested = Counter("router_messages_ingested_total", "Inbound messages stored",
-                                ["channel", "duplicate"], registry=self.registry)
-        self.rejected = Counter("router_messages_rejected_total", "Inbound messages refused",
-                                ["channel", "reason"], registry=self.registry)
-        self.ingest_seconds = Histogram("router_ingest_seconds", "Ingest pipeline latency",
-                                        registry=self.registry,
-                                        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self.tickets = Gauge("router_tickets", "Tickets by status", ["status"], registry=self.registry)
-        self.outbox = Gauge("router_outbox_items", "Outbox items by status", ["status"], registry=self.registry)
-        self.outbox_failures = Counter("router_outbox_failures_total", "Failed delivery attempts",
-                                       ["channel"], registry=self.registry)
-        self.outbox_sent = Counter("router_outbox_sent_total", "Delivered outbound items",
-                                   ["channel"], registry=self.registry)
-        self.sla_events = Counter("router_sla_events_total", "SLA warnings and breaches recorded",
-                                  ["target", "kind"], registry=self.registry)
+        self.ingested = Counter(
+            "router_messages_ingested_total",
+            "Inbound messages stored by this process, by channel; duplicate=\"true\": a redelivery stored once before",
+            ["channel", "duplicate"], registry=self.registry)
+        self.rejected = Counter(
+            "router_messages_rejected_total", "Inbound messages this process refused to store, by channel and reason",
+            ["channel", "reason"], registry=self.registry)
+        self.ingest_seconds = Histogram(
+            "router_ingest_seconds", "Time to store, thread, classify, route and acknowledge one inbound message",
+            registry=self.registry, buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.tickets_opened = Counter(
+            "router_tickets_opened_total",
+            "Tickets this process opened for inbound messages, by channel; how=\"new\" or \"reopened\" (a message "
+            "after the ticket was solved, within the reopen window)",
+            ["channel", "how"], registry=self.registry)
+        self.queued = Gauge(
+            "router_queued_tickets",
+            f"Open or pending tickets waiting in a team queue for an agent, read at scrape time; counted up to "
+            f"{QUEUE_COUNT_CAP}, so {QUEUE_COUNT_CAP} means at least that many",
+            registry=self.registry)
+        self.outbox = Gauge(
+            "router_outbox_items",
+            "Outbox items not sent, read at scrape time: status=\"pending\" waits for its first or next attempt, "
+            "\"sending\" is being delivered now (dead if its process stops mid-send), \"dead\" was given up on "
+            "and needs a person. Sent items: router_outbox_sent_total",
+            ["status"], registry=self.registry)
+        self.outbox_failures = Counter(
+            "router_outbox_failures_total", "Delivery attempts of this process that failed, by channel (retried later "
+            "unless the item is dead)", ["channel"], registry=self.registry)
+        self.outbox_sent = Counter(
+            "router_outbox_sent_total", "Outbound items this process delivered, by channel",
+            ["channel"], registry=self.registry)
+        self.sla_events = Counter(
+            "router_sla_events_total", "SLA warnings and breaches this process recorded, by target and kind",
+            ["target", "kind"], registry=self.registry)
+
+    def record_ingest(self, channel: str, result: IngestResult, seconds: float) -> None:
+        """One stored inbound message: what every intake (HTTP, SMTP) reports after the commit."""
+        self.ingest_seconds.observe(seconds)
+        self.ingested.labels(channel, str(result.duplicate).lower()).inc()
+        if result.new_ticket:
+            self.tickets_opened.labels(channel, "new").inc()
+        elif result.reopened:
+            self.tickets_opened.labels(channel, "reopened").inc()
 
     def delivered(self, channel: str) -> None:
         self.outbox_sent.labels(channel).inc()
@@ -35,12 +85,8 @@ class Metrics:
 
     async def render(self, pool: asyncpg.Pool) -> bytes:
         async with pool.acquire() as conn:
-            for status in ("open", "pending", "solved", "closed"):
-                self.tickets.labels(status).set(0)
-            for row in await conn.fetch("SELECT status, count(*) AS n FROM tickets GROUP BY status"):
-                self.tickets.labels(row["status"]).set(row["n"])
-            for status in ("pending", "sent", "dead"):
-                self.outbox.labels(status).set(0)
-            for row in await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status"):
-                self.outbox.labels(row["status"]).set(row["n"])
+            row = await conn.fetchrow(SCRAPE_SQL, QUEUE_COUNT_CAP)
+        self.queued.set(row["queued"])
+        for status in ("pending", "sending", "dead"):
+            self.outbox.labels(status).set(row[status])
         return generate_latest(self.registry)

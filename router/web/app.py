@@ -5,23 +5,86 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.core.errors import BAD_VALUE_ERRORS, DATABASE_DOWN_ERRORS, InvalidInput, RouterError, ServiceUnavailable
+from router.core.errors import (
+    BAD_VALUE_ERRORS,
+    DATABASE_DOWN_ERRORS,
+    Forbidden,
+    InvalidInput,
+    RouterError,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from router.services import Services
 from router.web import api, intake
-from router.web.http import error_response, problem, services
+from router.web.http import bearer_token, client_address_is_loopback, error_response, problem, services
 
 log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+RETRY_AFTER_SECONDS = {429: 60, 503: 5}
+"""`Retry-After` by status: the form limiter refills within a minute; the database is retried soon."""
+
+
+class SecurityHeaders:
+    """Puts `SECURITY_HEADERS` on every HTTP response, `WWW-Authenticate: Bearer` on every 401 and
+    `Retry-After` on every 429 and 503, whichever handler, error mapping or 404 wrote it.
+
+    Pure ASGI, editing only the `http.response.start` message: `BaseHTTPMiddleware` would buffer
+    streamed responses. It wraps the whole stack (see `RouterApp`), so the 500s Starlette's
+    `ServerErrorMiddleware` writes get the headers too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                headers.update(SECURITY_HEADERS)
+                status = message["status"]
+                if status == 401 and "www-authenticate" not in headers:
+                    headers["WWW-Authenticate"] = "Bearer"
+                if status in RETRY_AFTER_SECONDS and "retry-after" not in headers:
+                    headers["Retry-After"] = str(RETRY_AFTER_SECONDS[status])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RouterApp(Starlette):
+    """Starlette with `SecurityHeaders` outside its `ServerErrorMiddleware`, which the `middleware`
+    argument cannot reach."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 async def healthz(request: Request) -> Response:
@@ -36,7 +99,15 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text, for `Bearer <ROUTER_METRICS_TOKEN>` or, without that token, loopback clients."""
     svc = services(request)
+    expected = svc.config.settings.metrics_token
+    if expected:
+        token = bearer_token(request)
+        if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise Unauthorized("send `Authorization: Bearer <ROUTER_METRICS_TOKEN>`")
+    elif not client_address_is_loopback(request):
+        raise Forbidden("metrics answer loopback clients only; set ROUTER_METRICS_TOKEN to scrape from elsewhere")
     body = await svc.metrics.render(svc.require_pool())
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
@@ -67,6 +138,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
+def over_capacity() -> ASGIApp:
+    """What `router serve` answers a request beyond `ROUTER_HTTP_MAX_CONNECTIONS` without running it:
+    a 503 problem like the others (`Retry-After`, security headers), closing the connection."""
+    detail = "the server is at its connection limit; retry later"
+    return SecurityHeaders(problem(503, ServiceUnavailable.code, detail, {"Connection": "close"}))
+
+
 def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> Starlette:
     """The Starlette app serving `svc`. Sessions are signed with the secret key, which must be set
     (`router serve` generates one into the data dir): never a fixed fallback key."""
@@ -89,7 +167,7 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
         exception_handlers[error] = _database_down
     for error in BAD_VALUE_ERRORS:
         exception_handlers[error] = _bad_value
-    app = Starlette(
+    app = RouterApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,

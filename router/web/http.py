@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError, ServiceUnavailable
+from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError
 
 if TYPE_CHECKING:
     from router.services import Services
 
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
-RETRY_AFTER_SECONDS = 5
 
 
 def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -22,8 +22,8 @@ def problem(status: int, code: str, detail: str, headers: dict[str, str] | None 
 
 
 def error_response(exc: RouterError) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, ServiceUnavailable) else None
-    return problem(exc.status, exc.code, exc.detail, headers)
+    """The problem for `exc`; `Retry-After` and `WWW-Authenticate` are added by `SecurityHeaders`."""
+    return problem(exc.status, exc.code, exc.detail)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -45,11 +45,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json_object(request: Request, limit: int = DEFAULT_MAX_JSON_BYTES) -> dict[str, Any]:
+    """The body as a JSON object, else a 400 `malformed_body` (nesting too deep for the parser included:
+    1 MiB of `[` is within the size limit and would otherwise end in a RecursionError, a 500)."""
     body = await read_body(request, limit)
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedBody("the body's JSON is nested too deeply") from exc
     if not isinstance(data, dict):
         raise MalformedBody("the body must be a JSON object")
     return data
@@ -68,7 +72,20 @@ def db_id(value: object, name: str) -> int:
 
 
 def client_address(request: Request) -> str:
+    """The peer's address, or the client a trusted proxy forwarded for (uvicorn believes
+    `X-Forwarded-For` only from `ROUTER_TRUSTED_PROXIES`, so a client cannot choose its address)."""
     return request.client.host if request.client else "unknown"
+
+
+def client_address_is_loopback(request: Request) -> bool:
+    """Whether the client is this host (`::ffff:127.0.0.1` too, as a dual-stack listener sees it)."""
+    try:
+        address = ipaddress.ip_address(client_address(request))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def services(request: Request) -> Services:
