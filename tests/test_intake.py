@@ -217,7 +217,7 @@ async def test_health_ready_metrics(client, auth):
     await post_message(client, auth, "hello", email="mika@example.net")
     metrics = (await client.get("/metrics")).text
     assert 'router_messages_ingested_total{channel="api",duplicate="false"} 1.0' in metrics
-    assert 'router_tickets{status="open"} 1.0' in metrics
+    assert 'router_tickets_opened_total{channel="api",how="new"} 1.0' in metrics
 
 
 async def test_ticket_list_keyset_pages(client, auth):
@@ -243,3 +243,11 @@ async def test_web_form_over_the_message_size_limit_is_refused(client, pool):
     response = await client.post("/support", data={"email": "big@example.com", "message": "see file"}, files=files)
     assert response.status_code == 413
     assert await count(pool, "messages") == 0
+
+
+async def test_the_web_form_styles_come_from_its_own_stylesheet_so_the_csp_can_forbid_inline_ones(client):
+    page = await client.get("/support")
+    assert "<style" not in page.text and 'href="/support.css"' in page.text
+    css = await client.get("/support.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ".hp" in css.text  # the honeypot stays hidden from people

@@ -9,18 +9,18 @@ unless the integration lists them in `sender.verified` (SPEC §2.4).
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from channels.base import RawRequest
-from router.core.errors import InvalidInput, MalformedBody, Unauthorized
+from router.core.errors import InvalidInput, Unauthorized
 from router.core.inbound import (
     Identity,
     InboundMessage,
     email_identity,
+    json_object,
     phone_identity,
     single_line,
     text_value,
@@ -52,13 +52,7 @@ def parse(request: RawRequest, secrets: ApiSecrets) -> Sequence[InboundMessage]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), secrets.token.encode()):
         raise Unauthorized("a valid `Authorization: Bearer <ROUTER_API_TOKEN>` header is required")
-    try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise MalformedBody("the body must be a JSON object")
-    return [parse_integration_message(data)]
+    return [parse_integration_message(json_object(request.body))]
 
 
 def parse_integration_message(data: dict[str, Any]) -> InboundMessage:

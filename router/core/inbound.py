@@ -3,13 +3,14 @@ and the value checks every adapter applies to what it hands over."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from router.core.errors import InvalidInput
+from router.core.errors import InvalidInput, MalformedBody
 
 MAX_TEXT_CHARS = 200_000
 """The longest message text the pipeline stores; channels that must keep everything (email)
@@ -46,6 +47,20 @@ def text_value(value: object, name: str, *, limit: int, required: bool = False) 
 
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, else MalformedBody (400): not JSON, not an object, or nested
+    deeper than the parser goes (a RecursionError, otherwise a 500)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedBody("the body's JSON is nested too deeply") from exc
+    if not isinstance(data, dict):
+        raise MalformedBody("the body must be a JSON object")
+    return data
 
 
 def single_line(value: str | None) -> str | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError
+from router.core.inbound import json_object
 
 if TYPE_CHECKING:
     from router.services import Services
@@ -47,16 +47,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_json_object(request: Request, limit: int = DEFAULT_MAX_JSON_BYTES) -> dict[str, Any]:
     """The body as a JSON object, else a 400 `malformed_body` (nesting too deep for the parser included:
     1 MiB of `[` is within the size limit and would otherwise end in a RecursionError, a 500)."""
-    body = await read_body(request, limit)
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise MalformedBody("the body's JSON is nested too deeply") from exc
-    if not isinstance(data, dict):
-        raise MalformedBody("the body must be a JSON object")
-    return data
+    return json_object(await read_body(request, limit))
 
 
 MAX_DB_ID = 2**63 - 1

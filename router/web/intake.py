@@ -24,8 +24,7 @@ async def ingest(request: Request, message: InboundMessage) -> IngestResult:
     svc = services(request)
     started = time.perf_counter()
     result = await svc.pipeline.ingest(svc.require_pool(), message)
-    svc.metrics.ingest_seconds.observe(time.perf_counter() - started)
-    svc.metrics.ingested.labels(message.channel, str(result.duplicate).lower()).inc()
+    svc.metrics.record_ingest(message.channel, result, time.perf_counter() - started)
     return result
 
 
@@ -39,6 +38,10 @@ async def post_message(request: Request) -> Response:
 
 async def support_page(request: Request) -> Response:
     return HTMLResponse(webform.render_form(webform.page_language(request)))
+
+
+async def support_stylesheet(request: Request) -> Response:
+    return Response(webform.stylesheet(), media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 async def post_support(request: Request) -> Response:
@@ -88,5 +91,6 @@ def _form_error(language: str, exc: RouterError, values: dict[str, str]) -> Resp
 routes = [
     Route("/api/v1/messages", post_message, methods=["POST"]),
     Route("/support", support_page, methods=["GET"]),
+    Route("/support.css", support_stylesheet, methods=["GET"]),
     Route("/support", post_support, methods=["POST"]),
 ]
