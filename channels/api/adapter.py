@@ -63,13 +63,13 @@ def parse_integration_message(data: dict[str, Any]) -> InboundMessage:
     if not isinstance(sender, dict):
         raise InvalidInput("`sender` must be an object with at least one of id, email, phone")
     verified = sender.get("verified", [])
-    if not isinstance(verified, list) or not set(verified) <= set(VERIFIABLE):
+    if not isinstance(verified, list) or not all(isinstance(v, str) and v in VERIFIABLE for v in verified):
         raise InvalidInput(f"`sender.verified` must be a list of {' and '.join(repr(k) for k in VERIFIABLE)}")
     identities: list[Identity] = []
     claims: list[Identity] = []
-    sender_id = _string(sender, "id")
-    if sender_id:
-        identities.append(Identity(channel, sender_id.strip()))
+    sender_id = (_string(sender, "id") or "").strip()
+    if sender_id:  # a blank id is no id: it would make every blank-id sender one customer
+        identities.append(Identity(channel, sender_id))
     typed = (("email", email_identity, "an email address"), ("phone", phone_identity, "a phone number"))
     for key, parse, what in typed:
         value = _string(sender, key)

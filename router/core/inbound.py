@@ -54,7 +54,7 @@ def json_object(body: bytes) -> dict[str, Any]:
     deeper than the parser goes (a RecursionError, otherwise a 500)."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer longer than Python converts
         raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise MalformedBody("the body's JSON is nested too deeply") from exc

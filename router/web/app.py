@@ -29,7 +29,7 @@ from router.core.errors import (
     Unauthorized,
 )
 from router.services import Services
-from router.web import api, intake
+from router.web import api, intake, openapi
 from router.web.http import bearer_token, client_address_is_loopback, error_response, problem, services
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/metrics", metrics),
         *intake.routes,
         *api.routes,

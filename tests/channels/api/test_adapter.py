@@ -62,3 +62,25 @@ def test_subject_and_name_become_one_line() -> None:
     body += b' "text": "hi"}'
     [message] = parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
     assert (message.subject, message.sender_name) == ("Hi X-Injected: yes", "Eve Bcc: x")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"channel": "api", "sender": {"email": "a@example.com", "verified": [[]]}, "text": "hi"}',
+    b'{"channel": "api", "sender": {"email": "a@example.com", "verified": [{}]}, "text": "hi"}',
+])
+def test_sender_verified_holds_only_names_of_what_was_verified(body: bytes) -> None:
+    with pytest.raises(InvalidInput, match="verified"):
+        parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
+
+
+def test_an_integer_too_long_to_convert_is_a_malformed_body() -> None:
+    body = b'{"channel": "api", "sender": {"id": ' + b"1" * 5000 + b'}, "text": "x"}'
+    with pytest.raises(MalformedBody):
+        parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
+
+
+@pytest.mark.parametrize("blank", [" ", "\\t\\t", ""])
+def test_a_blank_sender_id_is_no_identity(blank: str) -> None:
+    body = b'{"channel": "api", "sender": {"id": "' + blank.encode() + b'", "name": "A"}, "text": "x"}'
+    with pytest.raises(InvalidInput, match="sender"):
+        parse(RawRequest({"authorization": "Bearer s3cret"}, body), SECRETS)
