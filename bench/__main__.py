@@ -98,6 +98,15 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
         rows.append({"benchmark": f"inbox ticket list, {args.tickets:,} tickets", "count": 100,
                      "p50_ms": listing["p50_ms"], "p99_ms": listing["p99_ms"], "ratio": "target p99 <= 50 ms"})
         await scale_pool.close()
+
+    from bench import intake_memory_bench
+
+    memory = await intake_memory_bench.run(await fresh_database(server_uri, "bench_intake_memory"),
+                                           str(data_dir / "intake_memory"))
+    rows.append({"benchmark": f"SMTP intake memory, {memory['clients']} x {memory['mail_mb']} MB mails at once",
+                 "count": memory["stored"],
+                 "ratio": f"peak {memory['peak_mb']} MB, resting {memory['resting_mb']} MB RSS (target < 200 MB);"
+                          f" answers {memory['codes']}"})
     print_table(rows)
 
 

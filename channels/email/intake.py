@@ -1,7 +1,12 @@
 """SMTP intake (aiosmtpd): a thin handler that answers 250 only after the pipeline committed.
 
-- RCPT: only our configured mail domains (550 otherwise, so we are never an open relay).
-- DATA: size limit (552, enforced by aiosmtpd), raw RFC 822 bytes kept, parsed, ingested.
+- Connections: at most `MAX_CONNECTIONS_PER_IP` per client address and `MAX_CONNECTIONS` in all
+  (421 beyond); a session that waits on its client for `IDLE_TIMEOUT_SECONDS` is closed with 421.
+- RCPT: only our configured mail domains, and `postmaster` (550 otherwise, so we are never an open relay).
+- DATA: size limit (552); lines of any length within it, since real mail has long lines. A message
+  over `PARSE_IN_THREAD_BYTES` goes to disk as it arrives and waits for one of
+  `LARGE_MESSAGES_AT_ONCE` turns to be read back, parsed and stored: memory stays bounded however
+  many arrive at once. Raw RFC 822 bytes kept, parsed, ingested.
 - Database unavailable: 451, so the sending server retries; nothing is half-stored because the
   ingest is one transaction.
 """
@@ -9,11 +14,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, cast
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from channels.email.parse import ParsedEmail, fingerprint, parse_email
 from router.config import Config
@@ -33,7 +44,17 @@ log = logging.getLogger(__name__)
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestResult]]
 StoreRaw = Callable[[bytes], Awaitable[str]]
-PARSE_IN_THREAD_BYTES = 256 * 1024
+PARSE_IN_THREAD_BYTES = 256 * 1024  # a "large" message: parsed off the event loop, spooled to disk, rationed
+
+# Limits of the intake, per process. Module defaults until `[service]` carries them.
+MAX_CONNECTIONS = 500
+MAX_CONNECTIONS_PER_IP = 20
+IDLE_TIMEOUT_SECONDS = 60.0  # waiting on the client: for its next command, or for more of its DATA
+# Large messages held in memory (read back, parsed, stored) at once. The stdlib parser peaks at ~8x the
+# message (74 MB for 9.6 MB) and holds the GIL, so a second turn buys no speed, only memory (24 mails
+# of 9.6 MB: peak RSS 164 MB with 1, 240-265 MB with 2; bench/intake_memory_bench.py).
+LARGE_MESSAGES_AT_ONCE = 1
+LARGE_MESSAGE_WAIT_SECONDS = 120.0  # a large message waits this long for its turn, then 451 (sender retries)
 _PLUS_REF = re.compile(r"\+(T-\d{1,12})@", re.IGNORECASE)
 
 
@@ -80,12 +101,35 @@ def to_inbound(parsed: ParsedEmail, raw: bytes, raw_ref: str, envelope_from: str
     )
 
 
+def _load_malloc_trim() -> Callable[[int], object] | None:
+    """glibc's `malloc_trim`; None where the C library has none (musl, macOS)."""
+    try:
+        trim: Callable[[int], object] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def give_memory_back() -> None:
+    """Return freed heap pages to the OS. After a large message glibc keeps them (its mmap threshold
+    grows with each big free), and the resting RSS would stay at its peak."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 class IntakeHandler:
     """aiosmtpd handler; the work happens in the pipeline (ARCHITECTURE: keep the handler thin)."""
 
-    def __init__(self, config: Config, ingest: Ingest, store_raw: StoreRaw):
+    def __init__(self, config: Config, ingest: Ingest, store_raw: StoreRaw, *,
+                 large_messages_at_once: int = LARGE_MESSAGES_AT_ONCE,
+                 large_message_wait: float = LARGE_MESSAGE_WAIT_SECONDS):
         self.ingest = ingest
         self.store_raw = store_raw
+        self.large_message_wait = large_message_wait
+        self._large_turns = asyncio.Semaphore(large_messages_at_once)
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
@@ -93,10 +137,33 @@ class IntakeHandler:
         self.config = config
         self.domains = {d.lower() for d in config.service.mail_domains}
 
+    @property
+    def spool_dir(self) -> Path:
+        """Where large messages wait, as unnamed files: on the data disk, not in memory (or a tmpfs)."""
+        return self.config.settings.data_dir / "spool"
+
+    @contextlib.asynccontextmanager
+    async def large_message(self) -> AsyncIterator[bool]:
+        """A turn to hold a large message in memory (read, parse, store); False after waiting
+        `large_message_wait` in vain. Memory is given back to the OS after the turn."""
+        try:
+            async with asyncio.timeout(self.large_message_wait):
+                await self._large_turns.acquire()
+        except TimeoutError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._large_turns.release()
+            give_memory_back()
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
-        domain = address.rpartition("@")[2].lower().rstrip(">")
-        if domain not in self.domains:
+        _, at, domain = address.rpartition("@")
+        # RFC 5321 §4.5.1: mail to postmaster must be accepted, with our domains (as any local part
+        # is) and as the bare `<Postmaster>`.
+        if not (domain.lower().rstrip(">") in self.domains if at else address.lower() == "postmaster"):
             return "550 5.7.1 Relaying denied: this server only accepts mail for its support addresses"
         if len(envelope.rcpt_tos) >= 50:
             return "452 4.5.3 Too many recipients"
@@ -105,6 +172,9 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        # From here only `raw` holds the bytes, and only until the message is built: a 10 MB mail is
+        # not kept through the ingest, which waits on the database.
+        envelope.original_content = envelope.content = None
         try:
             raw_ref = await self.store_raw(raw)
             limits = {"max_attachments": self.config.service.max_attachments,
@@ -114,6 +184,7 @@ class IntakeHandler:
             else:
                 parsed = parse_email(raw, **limits)
             message = to_inbound(parsed, raw, raw_ref, envelope.mail_from, list(envelope.rcpt_tos))
+            del raw, parsed  # the message keeps what it needs; a text beyond MAX_TEXT_CHARS lives on in the raw file
             result = await self.ingest(message)
         except StorageFailed:
             return "451 4.3.0 Requested action aborted: local error in processing"
@@ -134,12 +205,89 @@ class IntakeHandler:
 
 
 _SIMPLE_PATH = re.compile(r"^<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)$", re.DOTALL)
+_LINE_START_DOT = b"\r\n."
+
+
+class ConnectionLimits:
+    """Open SMTP connections per client address and in all, shared by one server's sessions."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total = total
+        self.per_ip = per_ip
+        self.count = 0
+        self.per_address: Counter[str] = Counter()
+
+    def admit(self, address: str) -> bool:
+        if self.count >= self.total or self.per_address[address] >= self.per_ip:
+            return False
+        self.count += 1
+        self.per_address[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.count -= 1
+        self.per_address[address] -= 1
+        if not self.per_address[address]:
+            del self.per_address[address]
+
+
+class Spool:
+    """A message as it arrives: in memory up to `PARSE_IN_THREAD_BYTES`, then in an unnamed file in
+    `directory`, so a large message costs no memory while it arrives or waits for its turn."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.size = 0
+        self.head = bytearray()
+        self.file: IO[bytes] | None = None
+
+    @property
+    def large(self) -> bool:
+        return self.size > PARSE_IN_THREAD_BYTES
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.file is None and not self.large:
+            self.head += data
+            return
+        if self.file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.file = tempfile.TemporaryFile(dir=self.directory)
+            self.file.write(self.head)
+            self.head = bytearray()
+        self.file.write(data)
+
+    def take(self) -> bytes:
+        """The whole message; the spool lets go of its own copy."""
+        if self.file is None:
+            data = bytes(self.head)
+        else:
+            self.file.seek(0)
+            data = self.file.read()
+        self.close()
+        return data
+
+    def close(self) -> None:
+        """Let go of the data (the file deletes itself); `size` stays."""
+        self.head = bytearray()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 class IntakeSMTP(SMTP):
-    """aiosmtpd's SMTP with a fast path for the address syntax nearly every server sends
-    (`MAIL FROM:<user@example.com> SIZE=…`): aiosmtpd parses each address with the stdlib's full
-    RFC 5322 header parser, a tenth of our per-message CPU. Anything else takes that parser."""
+    """aiosmtpd's SMTP with connection limits, an idle timeout that says 421, a DATA phase of
+    bounded memory that takes lines of any length, and a fast path for the address syntax nearly
+    every server sends (`MAIL FROM:<user@example.com> SIZE=…`): aiosmtpd parses each address with
+    the stdlib's full RFC 5322 header parser, a tenth of our per-message CPU. Anything else takes
+    that parser."""
+
+    def __init__(self, handler: IntakeHandler, *, limits: ConnectionLimits | None = None, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.limits = limits
+        self.client_address: str | None = None  # set once admitted (and counted)
+        self.receiving = False  # in DATA, within the size limit: arriving bytes mean the client is not idle
+        self.received_at = 0.0
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _SIMPLE_PATH.match(arg)
@@ -147,13 +295,141 @@ class IntakeSMTP(SMTP):
             return match.group(1), match.group(2).lstrip()
         return super()._getaddr(arg)
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        if self.limits is not None and not self.limits.admit(address):
+            log.info("SMTP intake: refusing a connection from %s: too many connections", address)
+            cast(asyncio.WriteTransport, transport).write(b"421 4.7.0 Too many connections\r\n")
+            transport.close()
+            return
+        self.client_address = address
+        super().connection_made(transport)
 
-async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str) -> asyncio.Server:
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.client_address is None:  # refused: no session was started
+            asyncio.StreamReaderProtocol.connection_lost(self, error)
+            return
+        if self.limits is not None:
+            self.limits.release(self.client_address)
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        self.received_at = self.loop.time()
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        """aiosmtpd times a session out `timeout` after its last command, even while a slow message
+        is still arriving, and without a word; here arriving DATA counts, and 421 is said first
+        (RFC 5321 §3.8)."""
+        idle = self.loop.time() - self.received_at
+        if self.receiving and idle < self._timeout_duration:
+            self._reset_timeout(self._timeout_duration - idle)
+            return
+        reply = f"421 4.4.2 {self.hostname} Error: timeout exceeded\r\n"
+        cast(asyncio.WriteTransport, self.transport).write(reply.encode())
+        super()._timeout_cb()
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        """aiosmtpd's DATA, but its lines may be as long as the size limit allows (aiosmtpd refuses
+        lines over 1,000 bytes with a permanent 500), the message goes to a `Spool` as it arrives,
+        a large one waits for its turn, and arriving data keeps the session from timing out."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        spool = Spool(self.event_handler.spool_dir)
+        self.receiving = True
+        try:
+            status = await self._receive(spool)
+            assert self._timeout_handle is not None
+            self._timeout_handle.cancel()  # our turn now: the client waits for our answer, not idle
+            if status is None:
+                status = await self._deliver(spool)
+        finally:
+            self.receiving = False
+            spool.close()
+        self._set_post_data_state()
+        await self.push(status)
+        self._reset_timeout()
+
+    async def _receive(self, spool: Spool) -> str | None:
+        """Read up to the lone `.` line, undoing dot-stuffing (RFC 5321 §4.5.2), into `spool`;
+        None when the message is whole, else the answer (sent once all of it has arrived).
+
+        The stream is read in blocks ending at `.<CRLF>` (or as much as has arrived), not line by
+        line; only `<CRLF>.<CRLF>` ends the message, never a bare LF before the dot (SMTP smuggling)."""
+        limit = self.data_size_limit
+        received = 0
+        before = b"\r\n"  # the last two bytes read: the message starts at the start of a line
+        status: str | None = None
+        while True:
+            try:
+                block = await self._reader.readuntil(b".\r\n")
+                found = True
+            except asyncio.LimitOverrunError as exc:  # no `.<CRLF>` yet: take what is surely not part of one
+                block = await self._reader.read(exc.consumed)
+                found = False
+            joined = before + block
+            last = found and joined[-5:-3] == b"\r\n"  # that dot starts a line: the end
+            data = joined.replace(_LINE_START_DOT, b"\r\n")[2:]
+            if last:
+                data = data[:-2]  # what is left of the lone dot's line (its dot went with the stuffing)
+            before = joined[-2:]
+            received += len(data)
+            if status is None and limit and received > limit:
+                status = "552 5.3.4 Error: Too much mail data"
+                self.receiving = False  # the rest is drained, but not waited for beyond the timeout
+                spool.close()
+            elif status is None:
+                try:
+                    spool.write(data)
+                except OSError as exc:
+                    log.error("SMTP intake: cannot spool a message to %s: %r; answering 451", spool.directory, exc)
+                    status = "451 4.3.0 Temporary local problem: please try again later"
+                    self.receiving = False
+                    spool.close()
+            if last:
+                return status
+
+    async def _deliver(self, spool: Spool) -> str:
+        """Hand the message to the handler; a large one only in its turn."""
+        assert self.envelope is not None
+        if not spool.large:
+            self.envelope.original_content = self.envelope.content = spool.take()
+            return str(await self._call_handler_hook("DATA"))
+        async with self.event_handler.large_message() as turn:
+            if not turn:
+                log.warning("SMTP intake: no turn for a %d-byte message in %ss; answering 451", spool.size,
+                            self.event_handler.large_message_wait)
+                return "451 4.3.2 Too busy with large messages: please try again later"
+            try:
+                raw = await asyncio.to_thread(spool.take)
+            except OSError as exc:
+                log.error("SMTP intake: cannot read a spooled message back: %r; answering 451", exc)
+                return "451 4.3.0 Temporary local problem: please try again later"
+            self.envelope.original_content = self.envelope.content = raw
+            del raw  # the handler lets go of it as soon as it can
+            return str(await self._call_handler_hook("DATA"))
+
+
+async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str,
+                       max_connections: int = MAX_CONNECTIONS, max_connections_per_ip: int = MAX_CONNECTIONS_PER_IP,
+                       idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> asyncio.Server:
     """Serve SMTP on the running event loop (not aiosmtpd's thread Controller), so the handler
     shares the app's database pool and loop. Each connection takes the size limit the handler's
     current config sets."""
     loop = asyncio.get_running_loop()
+    limits = ConnectionLimits(max_connections, max_connections_per_ip)
     return await loop.create_server(
-        lambda: IntakeSMTP(handler, data_size_limit=handler.config.service.max_message_bytes,
-                           enable_SMTPUTF8=True, hostname=hostname, ident="support-router ESMTP"),
+        lambda: IntakeSMTP(handler, limits=limits, data_size_limit=handler.config.service.max_message_bytes,
+                           enable_SMTPUTF8=True, hostname=hostname, ident="support-router ESMTP",
+                           timeout=idle_timeout),
         host=host, port=port)
