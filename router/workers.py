@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -18,6 +19,7 @@ from router.core.outbound import Dispatcher, Sender
 from router.core.pipeline import Pipeline
 from router.core.refs import REF_PREFIX
 from router.core.store import attachments
+from router.metrics import Metrics
 from router.services import Services
 from sla import monitor
 
@@ -86,7 +88,7 @@ async def queue_worker(svc: Services) -> None:
 
 async def smtp_worker(svc: Services) -> None:
     settings = svc.config.settings
-    handler = smtp_intake_handler(svc.config, svc.require_pool(), lambda: svc.pipeline)
+    handler = smtp_intake_handler(svc.config, svc.require_pool(), lambda: svc.pipeline, svc.metrics)
     svc.config_listeners.append(handler.reconfigure)
     server = await start_server(handler, settings.smtp_host, settings.smtp_port,
                                 hostname=svc.config.service.support_address.partition("@")[2])
@@ -98,18 +100,28 @@ async def smtp_worker(svc: Services) -> None:
         await server.wait_closed()
 
 
-def smtp_intake_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[], Pipeline]) -> IntakeHandler:
+def smtp_intake_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[], Pipeline],
+                        metrics: Metrics | None = None) -> IntakeHandler:
     """The SMTP intake wired to the pipeline: messages go through `pipeline()` (read per message,
-    so a reloaded configuration applies) and raw mail is kept in the data dir."""
+    so a reloaded configuration applies), raw mail is kept in the data dir, and with `metrics`
+    every stored message and every refusal is counted like any other channel's."""
     async def ingest(message: InboundMessage) -> IngestResult:
-        return await pipeline().ingest(pool, message)
+        started = time.perf_counter()
+        result = await pipeline().ingest(pool, message)
+        if metrics is not None:
+            metrics.record_ingest(message.channel, result, time.perf_counter() - started)
+        return result
+
+    def refused(code: str) -> None:
+        if metrics is not None:
+            metrics.rejected.labels("email", code).inc()
 
     handler: IntakeHandler
 
     async def store_raw(raw: bytes) -> str:
         return await attachments.store_raw(handler.config.settings.data_dir, raw)
 
-    handler = IntakeHandler(config, ingest, store_raw)
+    handler = IntakeHandler(config, ingest, store_raw, refused=refused)
     return handler
 
 

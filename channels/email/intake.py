@@ -22,7 +22,7 @@ import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, AnyStr, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
@@ -125,8 +125,10 @@ class IntakeHandler:
 
     def __init__(self, config: Config, ingest: Ingest, store_raw: StoreRaw, *,
                  large_messages_at_once: int = LARGE_MESSAGES_AT_ONCE,
-                 large_message_wait: float = LARGE_MESSAGE_WAIT_SECONDS):
+                 large_message_wait: float = LARGE_MESSAGE_WAIT_SECONDS,
+                 refused: Callable[[str], None] | None = None):
         self.ingest = ingest
+        self.refused = refused  # told the code of every 5xx we answer (552 too big, 550 relaying…)
         self.store_raw = store_raw
         self.large_message_wait = large_message_wait
         self._large_turns = asyncio.Semaphore(large_messages_at_once)
@@ -200,8 +202,9 @@ class IntakeHandler:
         except Exception:
             log.exception("SMTP intake: unexpected error; answering 451 so the sender retries")
             return "451 4.3.0 Temporary local problem: please try again later"
-        state = "duplicate of" if result.duplicate else "queued as"
-        return f"250 2.0.0 OK {state} {result.ticket_ref}"
+        if result.duplicate:  # where a redelivered Message-ID went is only told to its own sender
+            return f"250 2.0.0 OK duplicate of {result.ticket_ref}" if result.ticket_ref else "250 2.0.0 OK duplicate"
+        return f"250 2.0.0 OK queued as {result.ticket_ref}"
 
 
 _SIMPLE_PATH = re.compile(r"^<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)$", re.DOTALL)
@@ -281,6 +284,15 @@ class IntakeSMTP(SMTP):
     every server sends (`MAIL FROM:<user@example.com> SIZE=…`): aiosmtpd parses each address with
     the stdlib's full RFC 5322 header parser, a tenth of our per-message CPU. Anything else takes
     that parser."""
+
+    async def push(self, status: AnyStr) -> None:
+        """Every answer goes out here: count the permanent refusals (the size limit's 552 comes from
+        inside DATA, before any handler hook)."""
+        text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
+        refused = getattr(self.event_handler, "refused", None)
+        if text[:1] == "5" and refused is not None:
+            refused(text[:3])
+        await super().push(status)
 
     def __init__(self, handler: IntakeHandler, *, limits: ConnectionLimits | None = None, **options: Any) -> None:
         super().__init__(handler, **options)

@@ -28,8 +28,8 @@ async def intake(mail_config, app, pool):
     svc = app.state.services
     svc.config = mail_config
     port = free_port()
-    server = await start_server(smtp_intake_handler(mail_config, pool, lambda: svc.pipeline), "127.0.0.1", port,
-                                hostname="example.com")
+    server = await start_server(smtp_intake_handler(mail_config, pool, lambda: svc.pipeline, svc.metrics),
+                                "127.0.0.1", port, hostname="example.com")
     yield port
     server.close()
     await server.wait_closed()
@@ -232,3 +232,12 @@ async def test_subject_reference_names_the_ticket_a_reply_belongs_to(intake, cli
     await smtp_send(intake, mail("Rin <rin@customer.example>", f"Re: [{second['ref']}]", "配送の件、追加です"))
     assert [m["text"] for m in (await client.get(f"/api/v1/tickets/{newest['ref']}", headers=auth)).json()[
         "messages"] if m["direction"] == "in"][-1].startswith("配送の件")  # the open ticket wins
+
+
+async def test_mail_is_counted_in_metrics_and_refusals_too(intake, client, app):
+    await smtp_send(intake, mail("Taro <taro@customer.example>", "Invoice", "請求書について"))
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await smtp_send(intake, mail("Taro <taro@customer.example>", "x", "y"), to="someone@elsewhere.example")
+    metrics = app.state.services.metrics
+    assert metrics.ingested.labels("email", "false")._value.get() == 1
+    assert metrics.rejected.labels("email", "550")._value.get() == 1

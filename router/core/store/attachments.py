@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _write_blob(data_dir: Path, content: bytes) -> str:
     if path.exists():
         return digest
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(f".{os.getpid()}.tmp")
+    temp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # unique: two writers of one blob never share it
     with open(temp, "wb") as handle:
         handle.write(content)
         handle.flush()
