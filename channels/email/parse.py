@@ -911,7 +911,7 @@ def _sanitise_html(html: str, defects: list[str]) -> str:
     if _nesting_depth(html) > MAX_HTML_NESTING:
         defects.append(f"HTML nested deeper than {MAX_HTML_NESTING} elements; shown as plain text")
         html = "<pre>" + escape(unescape(_TAG.sub(" ", html))) + "</pre>"
-    return nh3.clean(
+    clean = nh3.clean(
         html,
         clean_content_tags=set(_DROPPED_WITH_CONTENT),
         attributes=_ATTRIBUTES,
@@ -919,6 +919,19 @@ def _sanitise_html(html: str, defects: list[str]) -> str:
         filter_style_properties=set(_STYLE_PROPERTIES),
         allowed_classes={"div": set(_QUOTE_CLASSES), "blockquote": set(_QUOTE_CLASSES)},
     )
+    return _IMG_TAG.sub(_hold_remote_image, clean)
+
+
+_IMG_TAG = re.compile(r"<img((?:\s+[\w:-]+(?:=\"[^\"]*\")?)*)\s*/?>")
+_REMOTE_SRC = re.compile(r"(\s)src=\"((?:https?:)?//[^\"]*)\"", re.IGNORECASE)
+
+
+def _hold_remote_image(match: re.Match[str]) -> str:
+    """Remote images (tracking pixels) are not loaded by default: their URL moves to
+    `data-remote-src`, which the inbox swaps back when the agent chooses "load images" for that
+    message. Inline (`cid:`) images keep their `src`. nh3's output quotes every attribute value
+    with `"` and escapes `"` inside it, so these patterns read it exactly."""
+    return "<img" + _REMOTE_SRC.sub(r'\1data-remote-src="\2"', match.group(1)) + ">"
 
 
 _PARAGRAPH_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dl", "pre", "hr"})

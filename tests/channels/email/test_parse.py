@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import quopri
+import re
 import unicodedata
 from email.header import Header
 from pathlib import Path
@@ -781,3 +782,16 @@ def test_display_name_never_changes_the_address(name: str, address: str, style: 
     assert parsed.from_address == address.lower()
     # the whole decoded name, and only it, is the display name: it can neither add nor replace an address
     assert parsed.from_name == (" ".join(name.replace("\t", " ").split()).strip("\"' ") or None)
+
+
+def test_remote_images_are_held_back_until_an_agent_loads_them():
+    raw = (b"From: a@example.com\r\nSubject: pixel\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+           b'<p>Hi</p><img src="https://tracker.example/p.gif?u=1" width="1" height="1">'
+           b'<img src="cid:logo@x"><img src=//cdn.example/a.png alt="a>b">')
+    html = parse_email(raw).html
+    assert "https://tracker.example" not in html.replace('data-remote-src="https://tracker.example', "")
+    assert 'data-remote-src="https://tracker.example/p.gif?u=1"' in html
+    assert 'data-remote-src="//cdn.example/a.png"' in html
+    assert 'src="cid:logo@x"' in html
+    assert not re.search(r'\ssrc="(https?:)?//', html)
