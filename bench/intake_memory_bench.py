@@ -26,6 +26,7 @@ import httpx
 import psutil
 
 from bench.rss_bench import _free_port
+from bench.serving import wait_until_ready
 
 MB = 1024 * 1024
 
@@ -74,16 +75,7 @@ async def run(dsn: str, data_dir: str, clients: int = 24, mail_bytes: int = 9_60
     attachment = _attachment(mail_bytes - len(_mail(0, b"")))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.returncode is not None:
-                    raise RuntimeError("router serve did not become ready")
-                await asyncio.sleep(0.2)
+            await wait_until_ready(client, server)
         process = psutil.Process(server.pid)
         before = _rss_mb(process)
         peak = before

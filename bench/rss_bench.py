@@ -7,10 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import psutil
+
+from bench.serving import wait_until_ready
 
 TOKEN = "rss-bench-token"
 
@@ -32,16 +33,7 @@ async def run(dsn: str, data_dir: str, messages: int = 1000, concurrency: int = 
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30,
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or process.returncode is not None:
-                    raise RuntimeError("router serve did not become ready")
-                await asyncio.sleep(0.2)
+            await wait_until_ready(client, process)
             numbers = iter(range(messages))
 
             async def sender() -> None:
