@@ -51,7 +51,7 @@ async def fresh_pool(server_uri: str, name: str, config, size: int, *, setup: bo
 
 
 async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> None:
-    settings = Settings(database_url=None, data_dir=data_dir, config_path=None)
+    settings = Settings(database_url=None, data_dir=data_dir, config_path=None, secret_key="bench-secret-key")
     config = parse_config(demo_config_text(), settings)
     rows: list[dict[str, object]] = []
     runs: dict[str, list[ingest_bench.Run]] = {"bare": [], "same": [], "pipeline": []}
