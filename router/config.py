@@ -106,6 +106,14 @@ class ServiceConfig:
     max_message_bytes: int = 10 * 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_attachments: int = 20
+    # SMTP intake limits, per process, applied when the SMTP server starts (README "Email"). Large
+    # messages parsed at once: the stdlib parser peaks at ~8x a message (74 MB for 9.6 MB) and holds
+    # the GIL, so a second turn buys no speed, only memory (bench/intake_memory_bench.py).
+    smtp_max_connections: int = 500
+    smtp_max_connections_per_ip: int = 20
+    smtp_idle_timeout: timedelta = timedelta(seconds=60)
+    smtp_large_messages_at_once: int = 1
+    smtp_large_message_wait: timedelta = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -390,7 +398,8 @@ class _Parser:
         self._unknown_keys(table, {
             "timezone", "mail_domains", "support_address", "reopen_window", "ack_rate_limit",
             "release_on_offline", "urgent_words", "max_message_bytes", "max_attachment_bytes",
-            "max_attachments"}, loc)
+            "max_attachments", "smtp_max_connections", "smtp_max_connections_per_ip", "smtp_idle_timeout",
+            "smtp_large_messages_at_once", "smtp_large_message_wait"}, loc)
         base = ServiceConfig()
         timezone = self._get(table, "timezone", str, base.timezone, loc)
         self._check_timezone(timezone, loc, "timezone")
@@ -412,7 +421,22 @@ class _Parser:
             max_message_bytes=self._get(table, "max_message_bytes", int, base.max_message_bytes, loc),
             max_attachment_bytes=self._get(table, "max_attachment_bytes", int, base.max_attachment_bytes, loc),
             max_attachments=self._get(table, "max_attachments", int, base.max_attachments, loc),
+            smtp_max_connections=self._positive(table, "smtp_max_connections", base.smtp_max_connections, loc),
+            smtp_max_connections_per_ip=self._positive(table, "smtp_max_connections_per_ip",
+                                                       base.smtp_max_connections_per_ip, loc),
+            smtp_idle_timeout=self._duration(table, "smtp_idle_timeout", loc) or base.smtp_idle_timeout,
+            smtp_large_messages_at_once=self._positive(table, "smtp_large_messages_at_once",
+                                                       base.smtp_large_messages_at_once, loc),
+            smtp_large_message_wait=self._duration(table, "smtp_large_message_wait", loc)
+            or base.smtp_large_message_wait,
         )
+
+    def _positive(self, table: Mapping[str, Any], key: str, default: int, loc: tuple[str, int | None]) -> int:
+        value: int = self._get(table, key, int, default, loc)
+        if value < 1:
+            self.problem(*loc, key, "must be 1 or more")
+            return default
+        return value
 
     def _check_timezone(self, name: str, loc: tuple[str, int | None], key: str) -> bool:
         try:

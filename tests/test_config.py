@@ -138,3 +138,13 @@ def test_template_typo_is_a_config_error_not_a_broken_ingest(settings):
     text = demo_config_text() + '\n[templates.ack]\nen = "Thanks {name}, ticket {ref} due {due}"\n'
     with pytest.raises(ConfigError, match=r"templates\.ack\.en: unknown placeholder \{name\}"):
         parse_config(text, settings)
+
+
+def test_smtp_limits_come_from_the_service_table(settings):
+    text = demo_config_text().replace("[service]", "[service]\nsmtp_max_connections_per_ip = 5\n"
+                                      "smtp_idle_timeout = \"30s\"\nsmtp_large_messages_at_once = 2", 1)
+    service = parse_config(text, settings).service
+    assert (service.smtp_max_connections_per_ip, service.smtp_idle_timeout, service.smtp_large_messages_at_once,
+            service.smtp_max_connections) == (5, timedelta(seconds=30), 2, 500)
+    with pytest.raises(ConfigError, match="smtp_max_connections: must be 1 or more"):
+        parse_config(demo_config_text().replace("[service]", "[service]\nsmtp_max_connections = 0", 1), settings)

@@ -1,11 +1,12 @@
 """SMTP intake (aiosmtpd): a thin handler that answers 250 only after the pipeline committed.
 
-- Connections: at most `MAX_CONNECTIONS_PER_IP` per client address and `MAX_CONNECTIONS` in all
-  (421 beyond); a session that waits on its client for `IDLE_TIMEOUT_SECONDS` is closed with 421.
+- Connections: at most `[service] smtp_max_connections_per_ip` per client address and
+  `smtp_max_connections` in all (421 beyond); a session that waits on its client for
+  `smtp_idle_timeout` is closed with 421.
 - RCPT: only our configured mail domains, and `postmaster` (550 otherwise, so we are never an open relay).
 - DATA: size limit (552); lines of any length within it, since real mail has long lines. A message
   over `PARSE_IN_THREAD_BYTES` goes to disk as it arrives and waits for one of
-  `LARGE_MESSAGES_AT_ONCE` turns to be read back, parsed and stored: memory stays bounded however
+  `smtp_large_messages_at_once` turns to be read back, parsed and stored: memory stays bounded however
   many arrive at once. Raw RFC 822 bytes kept, parsed, ingested.
 - Database unavailable: 451, so the sending server retries; nothing is half-stored because the
   ingest is one transaction.
@@ -45,16 +46,6 @@ log = logging.getLogger(__name__)
 Ingest = Callable[[InboundMessage], Awaitable[IngestResult]]
 StoreRaw = Callable[[bytes], Awaitable[str]]
 PARSE_IN_THREAD_BYTES = 256 * 1024  # a "large" message: parsed off the event loop, spooled to disk, rationed
-
-# Limits of the intake, per process. Module defaults until `[service]` carries them.
-MAX_CONNECTIONS = 500
-MAX_CONNECTIONS_PER_IP = 20
-IDLE_TIMEOUT_SECONDS = 60.0  # waiting on the client: for its next command, or for more of its DATA
-# Large messages held in memory (read back, parsed, stored) at once. The stdlib parser peaks at ~8x the
-# message (74 MB for 9.6 MB) and holds the GIL, so a second turn buys no speed, only memory (24 mails
-# of 9.6 MB: peak RSS 164 MB with 1, 240-265 MB with 2; bench/intake_memory_bench.py).
-LARGE_MESSAGES_AT_ONCE = 1
-LARGE_MESSAGE_WAIT_SECONDS = 120.0  # a large message waits this long for its turn, then 451 (sender retries)
 _PLUS_REF = re.compile(r"\+(T-\d{1,12})@", re.IGNORECASE)
 
 
@@ -124,14 +115,16 @@ class IntakeHandler:
     """aiosmtpd handler; the work happens in the pipeline (ARCHITECTURE: keep the handler thin)."""
 
     def __init__(self, config: Config, ingest: Ingest, store_raw: StoreRaw, *,
-                 large_messages_at_once: int = LARGE_MESSAGES_AT_ONCE,
-                 large_message_wait: float = LARGE_MESSAGE_WAIT_SECONDS,
+                 large_messages_at_once: int | None = None, large_message_wait: float | None = None,
                  refused: Callable[[str], None] | None = None):
+        """The large-message limits default to the config's `[service] smtp_large_*` (fixed at start)."""
         self.ingest = ingest
         self.refused = refused  # told the code of every 5xx we answer (552 too big, 550 relaying…)
         self.store_raw = store_raw
-        self.large_message_wait = large_message_wait
-        self._large_turns = asyncio.Semaphore(large_messages_at_once)
+        service = config.service
+        self.large_message_wait = (large_message_wait if large_message_wait is not None
+                                   else service.smtp_large_message_wait.total_seconds())
+        self._large_turns = asyncio.Semaphore(large_messages_at_once or service.smtp_large_messages_at_once)
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
@@ -433,13 +426,16 @@ class IntakeSMTP(SMTP):
 
 
 async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str,
-                       max_connections: int = MAX_CONNECTIONS, max_connections_per_ip: int = MAX_CONNECTIONS_PER_IP,
-                       idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> asyncio.Server:
+                       max_connections: int | None = None, max_connections_per_ip: int | None = None,
+                       idle_timeout: float | None = None) -> asyncio.Server:
     """Serve SMTP on the running event loop (not aiosmtpd's thread Controller), so the handler
     shares the app's database pool and loop. Each connection takes the size limit the handler's
-    current config sets."""
+    current config sets; the connection limits default to the config's `[service] smtp_*`."""
     loop = asyncio.get_running_loop()
-    limits = ConnectionLimits(max_connections, max_connections_per_ip)
+    service = handler.config.service
+    limits = ConnectionLimits(max_connections or service.smtp_max_connections,
+                              max_connections_per_ip or service.smtp_max_connections_per_ip)
+    idle_timeout = idle_timeout or service.smtp_idle_timeout.total_seconds()
     return await loop.create_server(
         lambda: IntakeSMTP(handler, limits=limits, data_size_limit=handler.config.service.max_message_bytes,
                            enable_SMTPUTF8=True, hostname=hostname, ident="support-router ESMTP",

@@ -307,7 +307,7 @@ async def test_large_messages_are_parsed_a_few_at_a_time(config, monkeypatch, op
     async with serving(handler) as port:
         answers = await asyncio.gather(*(send(port, large_mail(n)) for n in range(5)))
     assert [a.code for a in answers] == [250] * 5
-    assert most_at_once() == at_once  # by default LARGE_MESSAGES_AT_ONCE, 1
+    assert most_at_once() == at_once  # by default [service] smtp_large_messages_at_once, 1
     assert sorted(recorder.raw) == sorted(large_mail(n) for n in range(5))
 
 
