@@ -11,7 +11,6 @@ a permanent failure the agent sees on the ticket, never a retry.
 from __future__ import annotations
 
 import email.utils
-import re
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -22,9 +21,9 @@ import aiosmtplib
 
 from router.config import Config
 from router.core.delivery import OutboxItem, PermanentDeliveryError
+from router.core.inbound import single_line
 
 SUPPORT_NAMES = {"ja": "サポート窓口", "en": "Support"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _POLICY = (policy.SMTP.clone(verify_generated_headers=True)  # Python 3.11.10+, 3.12.5+
            if hasattr(policy.SMTP, "verify_generated_headers") else policy.SMTP)
 
@@ -35,12 +34,12 @@ class UnbuildableMessage(PermanentDeliveryError):
 
 def one_line(value: str) -> str:
     """`value` as text that stays one header line however a reader decodes it."""
-    return _CONTROL.sub(" ", value).replace("=?", "= ?").strip()
+    return (single_line(value) or "").replace("=?", "= ?")
 
 
 def _angle(message_id: str) -> str:
     """`<id>` with no blanks and no `=?` (which a reader would decode as an encoded word)."""
-    return "<" + re.sub(r"\s", "", _CONTROL.sub("", message_id)).strip("<>").replace("=?", "=%3F") + ">"
+    return "<" + "".join((single_line(message_id) or "").split()).strip("<>").replace("=?", "=%3F") + ">"
 
 
 def build_message(config: Config, item: OutboxItem) -> EmailMessage:

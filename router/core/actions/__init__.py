@@ -16,7 +16,7 @@ import asyncpg
 from agents import assignment
 from router.config import Config
 from router.core.clock import Clock
-from router.core.errors import NotFound
+from router.core.errors import InvalidInput, NotFound
 from router.core.refs import PRIORITIES, parse_ref
 from router.core.store import tickets
 from router.core.store.tickets import Ticket
@@ -32,6 +32,16 @@ class Context:
     pool: asyncpg.Pool
     config: Config
     clock: Clock
+
+
+def agent_text(text: str, limit: int, what: str) -> str:
+    """What an agent wrote (a reply, a note), trimmed: required, at most `limit` characters."""
+    text = text.strip()
+    if not text:
+        raise InvalidInput("`text` is required")
+    if len(text) > limit:
+        raise InvalidInput(f"the {what} is longer than {limit} characters")
+    return text
 
 
 async def ticket_for_update(conn: asyncpg.Connection, ref_text: str) -> Ticket:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 
 from agents.store import AgentIdentity
-from router.core.actions import Context, ticket_for_update
-from router.core.errors import InvalidInput
+from router.core.actions import Context, agent_text, ticket_for_update
 from router.core.store import tickets
 from router.core.store.tickets import NewMessage
 
@@ -15,11 +14,7 @@ MAX_NOTE_CHARS = 50_000
 
 async def add_note(ctx: Context, actor: AgentIdentity, ref: str, text: str) -> int:
     """Add a note to the ticket `ref`; returns its message id."""
-    text = text.strip()
-    if not text:
-        raise InvalidInput("`text` is required")
-    if len(text) > MAX_NOTE_CHARS:
-        raise InvalidInput(f"the note is longer than {MAX_NOTE_CHARS} characters")
+    text = agent_text(text, MAX_NOTE_CHARS, "note")
     now = ctx.clock()
     async with ctx.pool.acquire() as conn, conn.transaction():
         ticket = await ticket_for_update(conn, ref)

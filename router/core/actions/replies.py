@@ -10,7 +10,7 @@ import asyncpg
 from agents.store import AgentIdentity
 from router.config import Config
 from router.core.acks import REPLY_CHANNEL
-from router.core.actions import Context, ticket_for_update
+from router.core.actions import Context, agent_text, ticket_for_update
 from router.core.errors import InvalidInput
 from router.core.outbound import queue_outbound
 from router.core.store import customers, tickets
@@ -36,11 +36,7 @@ async def reply(ctx: Context, actor: AgentIdentity, ref: str, text: str, *, chan
                 idempotency_key: str | None = None) -> int | None:
     """Send `text` to the customer on the ticket `ref`; returns the message id (None: this
     idempotency key was used already, nothing new was sent)."""
-    text = text.strip()
-    if not text:
-        raise InvalidInput("`text` is required")
-    if len(text) > MAX_REPLY_CHARS:
-        raise InvalidInput(f"the reply is longer than {MAX_REPLY_CHARS} characters")
+    text = agent_text(text, MAX_REPLY_CHARS, "reply")
     now = ctx.clock()
     async with ctx.pool.acquire() as conn, conn.transaction():
         ticket = await ticket_for_update(conn, ref)
