@@ -38,6 +38,9 @@ TEMPLATE_FIELDS = {
 }
 """Templates admins may edit (`[templates.NAME]`, one text per language) and their placeholders."""
 
+CANNED_FIELDS = frozenset({"customer_name", "ref", "agent_name", "subject"})
+"""Placeholders a canned response may use; filled when an agent inserts it into a reply."""
+
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_FULL = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -127,6 +130,15 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class CannedResponse:
+    """A reply text agents insert (`[[canned]]`); `language` None offers it for every language."""
+
+    name: str
+    text: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     settings: Settings
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -136,6 +148,7 @@ class Config:
     agents: tuple[AgentConfig, ...] = ()
     topics: tuple[Topic, ...] = ()
     templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    canned: tuple[CannedResponse, ...] = ()
     source: str = "built-in demo"
 
     @cached_property
@@ -367,7 +380,7 @@ class _Parser:
 
     # -- sections ---------------------------------------------------------------------------
     def build(self, data: Mapping[str, Any], settings: Settings) -> Config:
-        known = {"service", "calendars", "sla_policies", "teams", "agents", "topics", "templates"}
+        known = {"service", "calendars", "sla_policies", "teams", "agents", "topics", "templates", "canned"}
         for key in data:
             if key not in known:
                 self.problem(key, None, None, f"unknown section (allowed: {', '.join(sorted(known))})")
@@ -384,6 +397,7 @@ class _Parser:
             agents=self._agents(data, {t.name for t in teams}),
             topics=topics,
             templates=self._templates(data.get("templates", {})),
+            canned=self._canned(data),
             source=self.source,
         )
         if self.problems:
@@ -604,6 +618,27 @@ class _Parser:
                 words.extend(self._strings({language: items}, language, loc))
             return words
         return list(self._strings(table, key, loc))
+
+    def _canned(self, data: Mapping[str, Any]) -> tuple[CannedResponse, ...]:
+        canned = []
+        seen: set[tuple[str, str | None]] = set()
+        for index, table in enumerate(self._tables(data, "canned")):
+            loc = ("canned", index)
+            self._unknown_keys(table, {"name", "text", "language"}, loc)
+            name = self._get(table, "name", str, "", loc).strip()
+            text = self._get(table, "text", str, "", loc)
+            language = self._get(table, "language", str, None, loc)
+            if not name or not text.strip():
+                self.problem(*loc, None, "a canned response needs a name and a text")
+                continue
+            if (name, language) in seen:
+                self.problem(*loc, "name", f"duplicate canned response {name!r} for language {language or 'any'}")
+            seen.add((name, language))
+            problem = _template_problem(text, CANNED_FIELDS)
+            if problem:
+                self.problem(*loc, "text", problem)
+            canned.append(CannedResponse(name=name, text=text, language=language))
+        return tuple(canned)
 
     def _templates(self, table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         if not isinstance(table, dict):
