@@ -74,7 +74,8 @@ async def sync_from_config(conn: asyncpg.Connection, teams: Sequence[Team], agen
 
 
 async def by_token(conn: asyncpg.Connection, token: str) -> AgentIdentity | None:
-    row = await conn.fetchrow("SELECT id, email, role FROM agents WHERE token_hash = $1", token_digest(token))
+    row = await conn.fetchrow("SELECT id, email, role FROM agents WHERE token_hash = $1 AND active",
+                              token_digest(token))
     return AgentIdentity(row["id"], row["email"], row["role"]) if row else None
 
 
@@ -132,3 +133,16 @@ def agent_json(row: asyncpg.Record) -> dict[str, object]:
         "chat_capacity": row["chat_capacity"], "status": row["status"], "load": row["load"],
         "last_assigned_at": row["last_assigned_at"].isoformat() if row["last_assigned_at"] else None,
     }
+
+
+async def credentials(conn: asyncpg.Connection, email: str) -> tuple[int, str | None] | None:
+    """An active agent's id and password hash, for signing in; None for an unknown or inactive one."""
+    row = await conn.fetchrow("SELECT id, password_hash FROM agents WHERE email = $1 AND active", email)
+    return (row["id"], row["password_hash"]) if row else None
+
+
+async def set_preferences(conn: asyncpg.Connection, agent_id: int, ui_language: str | None,
+                          timezone: str | None) -> None:
+    """An agent's own display choices; None means automatic (Accept-Language, the service timezone)."""
+    await conn.execute("UPDATE agents SET ui_language = $2, timezone = $3 WHERE id = $1",
+                       agent_id, ui_language, timezone)

@@ -12,10 +12,8 @@ from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,8 +27,10 @@ from router.core.errors import (
     Unauthorized,
 )
 from router.services import Services
-from router.web import api, intake, openapi
+from router.web import api, inbox, intake, openapi
 from router.web.http import bearer_token, client_address_is_loopback, error_response, problem, services
+from router.web.inbox.render import render
+from router.web.inbox.session import SignInRequired, login_url, signed_in
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+OWN_HEADERS_ALLOWED = frozenset({"Content-Security-Policy", "X-Frame-Options"})
+"""Headers a response may set for itself: the sandboxed frame that shows an email's HTML has its own,
+stricter policy and must be framable by our pages (`frame-ancestors 'self'`)."""
 RETRY_AFTER_SECONDS = {429: 60, 503: 5}
 """`Retry-After` by status: the form limiter refills within a minute; the database is retried soon."""
 
@@ -68,7 +71,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 headers = MutableHeaders(scope=message)
-                headers.update(SECURITY_HEADERS)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in OWN_HEADERS_ALLOWED or name.lower() not in headers:
+                        headers[name] = value
                 status = message["status"]
                 if status == 401 and "www-authenticate" not in headers:
                     headers["WWW-Authenticate"] = "Bearer"
@@ -112,8 +117,25 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
 
+PAGE_PREFIXES = ("/inbox", "/admin", "/reports", "/login", "/logout", "/preferences")
+"""Paths people read in a browser: their errors are pages, not JSON problems."""
+
+
+def _is_page(request: Request) -> bool:
+    return request.url.path.startswith(PAGE_PREFIXES)
+
+
 async def _router_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RouterError)
+    if isinstance(exc, SignInRequired):
+        target = login_url(request) if request.method == "GET" else "/login"
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    if _is_page(request):
+        agent = await signed_in(request) if exc.status != 503 else None
+        return render(request, agent, "error.html", {"title": exc.code.replace("_", " ").capitalize(),
+                                                     "detail": exc.detail}, status=exc.status)
     return error_response(exc)
 
 
@@ -146,7 +168,7 @@ def over_capacity() -> ASGIApp:
 
 
 def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> Starlette:
-    """The Starlette app serving `svc`. Sessions are signed with the secret key, which must be set
+    """The Starlette app serving `svc`. Signed links use the secret key, which must be set
     (`router serve` generates one into the data dir): never a fixed fallback key."""
     if not svc.config.settings.secret_key:
         raise ValueError("no secret key: set ROUTER_SECRET_KEY (router serve generates one into the data dir)")
@@ -157,6 +179,7 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
         Route("/metrics", metrics),
         *intake.routes,
         *api.routes,
+        *inbox.routes,
     ]
     exception_handlers: dict[object, Callable] = {
         RouterError: _router_error,
@@ -172,8 +195,6 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(SessionMiddleware, secret_key=svc.config.settings.secret_key,
-                               session_cookie="router_session", same_site="lax", https_only=False)],
     )
     app.state.services = svc
     return app

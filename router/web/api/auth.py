@@ -10,12 +10,14 @@ from agents import store as agent_store
 from agents.store import AgentIdentity
 from router.core.errors import Unauthorized
 from router.web.http import bearer_token, services
+from router.web.inbox.session import SAFE_METHODS, check_csrf, signed_in
 
 INTEGRATION = AgentIdentity(None, "integration", "admin")
 
 
 async def authenticate(request: Request) -> AgentIdentity:
-    """Bearer agent token, the integration token (admin rights), or the inbox session cookie."""
+    """Bearer agent token, the integration token (admin rights), or the inbox session cookie; a
+    cookie-authenticated write must also pass the CSRF checks (token and origin)."""
     svc = services(request)
     token = bearer_token(request)
     if token is not None:
@@ -27,10 +29,9 @@ async def authenticate(request: Request) -> AgentIdentity:
         if agent is not None:
             return agent
         raise Unauthorized("the bearer token is not valid")
-    agent_id = request.session.get("agent_id") if "session" in request.scope else None
-    if isinstance(agent_id, int):
-        async with svc.require_pool().acquire() as conn:
-            agent = await agent_store.by_id(conn, agent_id)
-        if agent is not None:
-            return agent
+    session = await signed_in(request)
+    if session is not None:
+        if request.method not in SAFE_METHODS:
+            await check_csrf(request, session)
+        return AgentIdentity(session.agent_id, session.email, session.role)
     raise Unauthorized("sign in, or send `Authorization: Bearer <agent token>`")
