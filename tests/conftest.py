@@ -194,3 +194,22 @@ async def sink() -> AsyncIterator[Sink]:
     yield handler
     server.close()
     await server.wait_closed()
+
+
+
+ORIGIN = "http://router.test"
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str = "demo") -> str:
+    """Sign `client` in to the inbox as `email` (its cookie jar keeps the session) and return the
+    session's CSRF token, which every write from that client must send (`X-CSRF-Token` header or
+    `csrf_token` form field), along with `Origin: http://router.test`."""
+    import re
+
+    response = await client.post("/login", data={"email": email, "password": password, "next": "/inbox"},
+                                 headers={"Origin": ORIGIN})
+    assert response.status_code == 303, response.text
+    page = await client.get("/preferences")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, f"no CSRF token on the page: {page.status_code} {page.text[:300]}"
+    return match.group(1)

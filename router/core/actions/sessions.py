@@ -56,7 +56,7 @@ async def sign_in(ctx: Context, email: str, password: str, *, address: str, user
     stored_hash = password_hash or _UNKNOWN_ACCOUNT_HASH
     # argon2 takes tens of milliseconds of CPU: off the event loop, so other requests keep flowing.
     matches = await asyncio.to_thread(_verify, stored_hash, password[:1024])
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn:
         if agent_id is None or not password_hash or not matches:
             await sessions.record_failure(conn, keys[0], PER_ACCOUNT, now)
             await sessions.record_failure(conn, keys[1], PER_ADDRESS, now)

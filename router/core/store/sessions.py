@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from agents.store import AgentIdentity
+
 SESSION_LIFETIME = timedelta(hours=12)
 """Idle sessions end after this; every request within it slides the expiry forward."""
 TOUCH_EVERY = timedelta(minutes=1)
@@ -32,6 +34,11 @@ class SignedIn:
     timezone: str | None
     csrf_token: str
     session_hash: str
+
+    @property
+    def identity(self) -> AgentIdentity:
+        """Who acts, as `router.core.actions` take it."""
+        return AgentIdentity(self.agent_id, self.email, self.role)
 
 
 def _digest(session_id: str) -> str:

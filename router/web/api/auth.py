@@ -33,5 +33,5 @@ async def authenticate(request: Request) -> AgentIdentity:
     if session is not None:
         if request.method not in SAFE_METHODS:
             await check_csrf(request, session)
-        return AgentIdentity(session.agent_id, session.email, session.role)
+        return session.identity
     raise Unauthorized("sign in, or send `Authorization: Bearer <agent token>`")

@@ -72,6 +72,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def preferences_page(request: Request) -> Response:
+    agent = await require_agent(request)
+    return render(request, agent, "preferences.html", {"languages": LANGUAGES, "next": "/inbox"})
+
+
 async def preferences(request: Request) -> Response:
     """The agent's UI language and timezone (empty: automatic)."""
     agent = await require_agent(request)
@@ -93,5 +98,6 @@ routes = [
     Route("/login", login_page, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/preferences", preferences_page, methods=["GET"]),
     Route("/preferences", preferences, methods=["POST"]),
 ]
