@@ -1,0 +1,1 @@
+// Live updates and presence (issue 10): being built.
