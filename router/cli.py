@@ -184,8 +184,8 @@ def cmd_serve(settings: Settings) -> int:
         return 1
     dsn = _database_url(settings)
     app = create_app(config, dsn=dsn, workers=default_workers(config), reload_config=lambda: load_config(settings))
-    # Only URLs that answer: the web inbox pages are not built yet (README, Status).
-    print(f"Agent API:     {settings.public_url}/api/v1/tickets   (config: {config.source})", flush=True)
+    print(f"Web inbox:     {settings.public_url}/inbox   (config: {config.source})", flush=True)
+    print(f"Agent API:     {settings.public_url}/api/v1/tickets", flush=True)
     print(f"Web form:      {settings.public_url}/support", flush=True)
     print(f"SMTP intake:   {settings.smtp_host}:{settings.smtp_port}", flush=True)
     if config.source == "built-in demo":

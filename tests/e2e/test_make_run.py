@@ -59,6 +59,11 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         assert {"api", "web", "email"} <= channels
         as_aiko = httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": "Bearer demo-aiko"}, timeout=5)
         assert as_aiko.status_code == 200 and as_aiko.json()["tickets"]
+        inbox = httpx.get(f"{base}/inbox", timeout=5)  # signed out: the sign-in page
+        assert inbox.status_code == 303 and inbox.headers["location"].startswith("/login")
+        signed_in = httpx.post(f"{base}/login", data={"email": "aiko@example.com", "password": "demo"},
+                               headers={"Origin": base}, timeout=10)
+        assert signed_in.status_code == 303 and "router_session" in signed_in.cookies
     except AssertionError as exc:
         log.seek(0)
         raise AssertionError(f"{exc}\n--- make run output ---\n{log.read()[-5000:]}") from exc
@@ -67,7 +72,7 @@ def test_make_run_serves_on_embedded_database(tmp_path):
         log.seek(0)
         output = log.read()
         log.close()
-    assert "Agent API:" in output and "aiko@example.com / demo" in output and "Bearer demo-aiko" in output
+    assert "Web inbox:" in output and "aiko@example.com / demo" in output and "Bearer demo-aiko" in output
     assert process.returncode in (0, -signal.SIGTERM, 2), output[-3000:]
     assert not embedded_servers_for(tmp_path / "var" / "pg"), "the embedded PostgreSQL was left running"
 
