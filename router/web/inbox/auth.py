@@ -15,6 +15,7 @@ from router.web.http import client_address, services
 from router.web.inbox.i18n import LANGUAGES
 from router.web.inbox.render import render
 from router.web.inbox.session import (
+    check_form_size,
     clear_session_cookie,
     require_agent,
     safe_next,
@@ -37,10 +38,7 @@ async def login(request: Request) -> Response:
     """Check the credentials; on success set the session cookie and go where the agent was going.
     Login is the one form without a CSRF token (there is no session yet): `SameSite=Lax` and the
     origin check keep another site from signing a browser in."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_LOGIN_FORM_BYTES:
-        return render(request, None, "login.html", {"next": "/inbox", "email": "", "error": "form too large"},
-                      status=413)
+    check_form_size(request, MAX_LOGIN_FORM_BYTES)
     form = await request.form(max_files=0, max_fields=10)
     email = str(form.get("email") or "")
     password = str(form.get("password") or "")

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router.core.actions import sessions as session_actions
-from router.core.errors import Forbidden, RouterError
+from router.core.errors import Forbidden, LengthRequired, MalformedBody, PayloadTooLarge, RouterError
 from router.core.store.sessions import SESSION_LIFETIME, SignedIn
 from router.web.http import services
 
@@ -24,6 +24,9 @@ COOKIE = "router_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_PAGE_FORM_BYTES = 256 * 1024
+"""A page's form (a reply, a note, an admin edit) is text: far below this. The declared length is
+required and checked before anything is read, and uvicorn never delivers more than it declares."""
 
 
 class SignInRequired(RouterError):
@@ -53,8 +56,21 @@ async def require_agent(request: Request) -> SignedIn:
     if agent is None:
         raise SignInRequired("sign in to use the inbox")
     if request.method not in SAFE_METHODS:
+        check_form_size(request, MAX_PAGE_FORM_BYTES)
         await check_csrf(request, agent)
     return agent
+
+
+def check_form_size(request: Request, limit: int) -> None:
+    """411 without a Content-Length, 413 above `limit`: a chunked body of unbounded size is never read
+    into a form."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        raise LengthRequired("this form needs a Content-Length header")
+    if not (declared.isascii() and declared.isdigit()):
+        raise MalformedBody("Content-Length is not a number")
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"the form is larger than {limit} bytes")
 
 
 async def check_csrf(request: Request, agent: SignedIn) -> None:

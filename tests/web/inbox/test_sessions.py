@@ -156,3 +156,20 @@ async def test_preferences_switch_the_language(client):
 async def test_accept_language_chooses_japanese_on_the_login_page(client):
     page = await client.get("/login", headers={"Accept-Language": "ja,en;q=0.8"})
     assert "サインイン" in page.text
+
+
+async def test_page_forms_need_a_bounded_declared_length(client):
+    token = await sign_in(client, "aiko@example.com")
+
+    async def chunked():
+        yield f"csrf_token={token}&ui_language=ja&".encode()
+        yield b"x=" + b"a" * 1000
+
+    response = await client.post("/preferences", content=chunked(),
+                                 headers={"Origin": ORIGIN, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 411
+    large = await client.post("/preferences", data={"csrf_token": token, "x": "a" * 300_000},
+                              headers={"Origin": ORIGIN})
+    assert large.status_code == 413
+    page = await client.get("/preferences")
+    assert 'lang="en"' in page.text  # nothing was applied
