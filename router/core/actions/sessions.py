@@ -62,6 +62,7 @@ async def sign_in(ctx: Context, email: str, password: str, *, address: str, user
             await sessions.record_failure(conn, keys[1], PER_ADDRESS, now)
             raise Unauthorized(WRONG_CREDENTIALS)
         await sessions.clear_failures(conn, keys[0])
+        await sessions.purge_expired(conn, now)
         return await sessions.create(conn, agent_id, now, address=address, user_agent=user_agent)
 
 

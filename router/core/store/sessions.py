@@ -84,9 +84,12 @@ async def end_all_for(conn: asyncpg.Connection, agent_id: int) -> None:
     await conn.execute("DELETE FROM agent_sessions WHERE agent_id = $1", agent_id)
 
 
-async def purge_expired(conn: asyncpg.Connection, now: datetime) -> int:
-    result: str = await conn.execute("DELETE FROM agent_sessions WHERE expires_at <= $1", now)
-    return int(result.split()[-1])
+async def purge_expired(conn: asyncpg.Connection, now: datetime) -> None:
+    """Drop ended sessions and failure counts whose window and lock are over (both indexed or tiny);
+    run at each sign-in, so the tables stay small without a background job."""
+    await conn.execute("DELETE FROM agent_sessions WHERE expires_at <= $1", now)
+    await conn.execute("DELETE FROM login_failures WHERE window_start < $1 AND (locked_until IS NULL"
+                       " OR locked_until < $2)", now - timedelta(days=1), now)
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,20 @@ async def test_page_forms_need_a_bounded_declared_length(client):
     assert large.status_code == 413
     page = await client.get("/preferences")
     assert 'lang="en"' in page.text  # nothing was applied
+
+
+async def test_expired_sessions_end_and_are_purged_at_the_next_sign_in(client, pool, clock):
+    await sign_in(client, "aiko@example.com")
+    clock.advance(timedelta(hours=13))  # idle longer than the session lifetime
+    assert (await client.get("/preferences")).status_code == 303
+    client.cookies.clear()
+    await sign_in(client, "ben@example.com")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM agent_sessions") == 1
+
+
+async def test_activity_slides_the_session_forward(client, clock):
+    await sign_in(client, "aiko@example.com")
+    for _ in range(3):
+        clock.advance(timedelta(hours=8))
+        assert (await client.get("/preferences")).status_code == 200
