@@ -10,7 +10,7 @@ from agents import store as agent_store
 from agents.config import AGENT_STATUSES
 from agents.store import AgentIdentity
 from router.core.actions import Context, drain_after_commit
-from router.core.errors import Forbidden, InvalidInput, NotFound
+from router.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from router.core.inbound import text_value
 from router.core.store import events
 
@@ -50,6 +50,8 @@ async def update_agent(ctx: Context, actor: AgentIdentity, agent_key: str, chang
             raise NotFound(f"no agent {agent_key!r}")
         if not actor.is_lead and actor.id != row["id"]:
             raise Forbidden("agents may change only their own status")
+        if not row["active"] and wanted.get("status") in ("online", "away"):
+            raise Conflict(f"{row['email']} is deactivated: reactivate them in /admin first")
         if wanted.get("status") == "offline" and ctx.config.service.release_on_offline:
             # Tickets first, then the agent row: the lock order every other change uses.
             await assignment.release_unstarted(conn, row["id"], now)

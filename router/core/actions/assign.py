@@ -6,7 +6,7 @@ from agents import assignment
 from agents import store as agent_store
 from agents.store import AgentIdentity
 from router.core.actions import Context, drain_after_commit, ticket_for_update
-from router.core.errors import Forbidden, InvalidInput
+from router.core.errors import Conflict, Forbidden, InvalidInput
 
 
 async def transfer(ctx: Context, actor: AgentIdentity, ref: str, agent_key: str | None,
@@ -24,6 +24,8 @@ async def transfer(ctx: Context, actor: AgentIdentity, ref: str, agent_key: str 
             row = await agent_store.find(conn, agent_key)
             if row is None:
                 raise InvalidInput(f"no agent {agent_key!r}")
+            if not row["active"]:
+                raise Conflict(f"{row['email']} is deactivated and takes no tickets")
             if row["role"] == "lead" and not actor.is_lead:
                 raise Forbidden("only leads and admins can hand a ticket to a lead")
             agent_id = row["id"]

@@ -92,3 +92,13 @@ async def mark_failed(conn: asyncpg.Connection, item_id: int, ticket_id: int | N
         item_id, "dead" if dead else "pending", retry_at, error[:2000])
     if dead:
         await events.record(conn, ticket_id, "outbox.dead", {"id": item_id, "kind": kind, "error": error[:500]}, now)
+
+
+async def retry_dead(conn: asyncpg.Connection, item_id: int, now: datetime) -> dict[str, Any] | None:
+    """A person sends a dead item again: pending, due now, with a fresh run of attempts. Returns its
+    id, ticket_id, kind and channel, or None when it is not dead (sent, pending, gone). An item that
+    died "interrupted" may have arrived already: this retry is a person's decision to risk a duplicate."""
+    row = await conn.fetchrow(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 WHERE id = $1 AND status = 'dead'"
+        " RETURNING id, ticket_id, kind, channel", item_id, now)
+    return dict(row) if row else None
