@@ -14,7 +14,7 @@ import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import time, timedelta
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -44,6 +44,9 @@ CANNED_FIELDS = frozenset({"customer_name", "ref", "agent_name", "subject"})
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_FULL = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SLACK_CHANNEL = re.compile(r"^(#[^\s#,<>|]{1,80}|[CGD][A-Z0-9]{6,})$")
+"""`#name` (Slack allows letters of any script) or a channel ID such as `C0123ABCD`."""
+_CLOCK_TIME = re.compile(r"^\d{2}:\d{2}$")
 
 
 class ConfigError(Exception):
@@ -139,6 +142,19 @@ class CannedResponse:
 
 
 @dataclass(frozen=True)
+class SlackConfig:
+    """`[slack]` plus the Slack parts of `[[teams]]`: where a team's alerts go, the timezone its
+    leads read times in, how bursts are grouped and when the daily digest posts."""
+
+    burst_limit: int = 5
+    """More new alert messages than this in one minute (per Slack channel) → one summary message."""
+    digest_time: time | None = time(9, 0)
+    """Local time (each team's timezone) of the daily digest; None: no digest."""
+    team_channels: Mapping[str, str] = field(default_factory=dict)
+    team_timezones: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     settings: Settings
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -149,12 +165,26 @@ class Config:
     topics: tuple[Topic, ...] = ()
     templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     canned: tuple[CannedResponse, ...] = ()
+    slack: SlackConfig = field(default_factory=SlackConfig)
     source: str = "built-in demo"
 
     @cached_property
     def sla(self) -> SlaRules:
         """The policies and calendars as `sla/` takes them (it never imports this module)."""
         return SlaRules(self.sla_policies, self.calendars)
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Alerts are queued and delivered only with a bot token (SPEC §3: unset → Slack off)."""
+        return bool(self.settings.slack_bot_token)
+
+    def slack_channel(self, team: str | None) -> str | None:
+        """Where alerts about a team's tickets go: its `slack_channel`, else `SLACK_ALERT_CHANNEL`."""
+        return self.slack.team_channels.get(team or "") or self.settings.slack_alert_channel
+
+    def team_timezone(self, team: str | None) -> str:
+        """The timezone a team's leads read times in: the team's `timezone`, else the service's."""
+        return self.slack.team_timezones.get(team or "") or self.service.timezone
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -380,13 +410,14 @@ class _Parser:
 
     # -- sections ---------------------------------------------------------------------------
     def build(self, data: Mapping[str, Any], settings: Settings) -> Config:
-        known = {"service", "calendars", "sla_policies", "teams", "agents", "topics", "templates", "canned"}
+        known = {"service", "calendars", "sla_policies", "teams", "agents", "topics", "templates", "canned",
+                 "slack"}
         for key in data:
             if key not in known:
                 self.problem(key, None, None, f"unknown section (allowed: {', '.join(sorted(known))})")
         service = self._service(data.get("service", {}))
         calendars = self._calendars(data)
-        teams = self._teams(data)
+        teams, slack_teams = self._teams(data)
         topics = self._topics(data, {t.name for t in teams})
         config = Config(
             settings=settings,
@@ -398,6 +429,7 @@ class _Parser:
             topics=topics,
             templates=self._templates(data.get("templates", {})),
             canned=self._canned(data),
+            slack=self._slack(data.get("slack", {}), slack_teams),
             source=self.source,
         )
         if self.problems:
@@ -499,9 +531,7 @@ class _Parser:
             calendar = self._get(table, "calendar", str, "24x7", loc)
             if calendar not in calendars:
                 self.problem(*loc, "calendar", f"unknown calendar {calendar!r}")
-            warn_at = self._get(table, "warn_at", (float, int), 0.75, loc)
-            if not 0 < warn_at < 1:
-                self.problem(*loc, "warn_at", "must be a fraction between 0 and 1, e.g. 0.75")
+            warn_at = self._warn_levels(table, loc)
             match = table.get("match", {})
             if not isinstance(match, dict):
                 self.problem(*loc, "match", "must be a table like { priority = [\"urgent\"] }")
@@ -516,7 +546,7 @@ class _Parser:
                 first_response=self._duration(table, "first_response", loc),
                 next_response=self._duration(table, "next_response", loc),
                 resolution=self._duration(table, "resolution", loc),
-                warn_at=float(warn_at),
+                warn_at=warn_at,
                 match_priority=match_priority,
                 match_tier=frozenset(self._strings(match, "tier", loc)),
                 match_channel=frozenset(self._strings(match, "channel", loc)),
@@ -527,17 +557,67 @@ class _Parser:
             policies.append(policy)
         return tuple(policies)
 
-    def _teams(self, data: Mapping[str, Any]) -> tuple[Team, ...]:
+    def _warn_levels(self, table: Mapping[str, Any], loc: tuple[str, int | None]) -> tuple[float, ...]:
+        """`warn_at = 0.75` or a list of levels such as `[0.5, 0.75, 0.9]`, each fraction warned once."""
+        value = table.get("warn_at", 0.75)
+        levels = value if isinstance(value, list) else [value]
+        if not levels or not all(isinstance(v, float | int) and not isinstance(v, bool) and 0 < v < 1 for v in levels):
+            self.problem(*loc, "warn_at", "must be a fraction between 0 and 1, e.g. 0.75, or a list such as"
+                                          " [0.5, 0.75, 0.9]")
+            return (0.75,)
+        if len(set(levels)) != len(levels):
+            self.problem(*loc, "warn_at", "lists a level twice")
+        return tuple(sorted({float(v) for v in levels}))
+
+    def _teams(self, data: Mapping[str, Any]) -> tuple[tuple[Team, ...], dict[str, tuple[str | None, str | None]]]:
+        """The teams, and per team its Slack channel and timezone (`slack_channel`, `timezone`)."""
         teams = []
+        slack: dict[str, tuple[str | None, str | None]] = {}
         for index, table in enumerate(self._tables(data, "teams")):
             loc = ("teams", index)
-            self._unknown_keys(table, {"name"}, loc)
+            self._unknown_keys(table, {"name", "slack_channel", "timezone"}, loc)
             name = self._get(table, "name", str, "", loc)
             if not name:
                 self.problem(*loc, "name", "a team needs a name")
                 continue
+            channel = self._get(table, "slack_channel", str, None, loc)
+            if channel is not None and not _SLACK_CHANNEL.match(channel):
+                self.problem(*loc, "slack_channel", f"{channel!r} is not a Slack channel: use its ID (\"C0123ABC\")"
+                                                    " or \"#name\"")
+                channel = None
+            timezone = self._get(table, "timezone", str, None, loc)
+            if timezone is not None and not self._check_timezone(timezone, loc, "timezone"):
+                timezone = None
             teams.append(Team(name=name))
-        return tuple(teams)
+            slack[name] = (channel, timezone)
+        return tuple(teams), slack
+
+    def _slack(self, table: Mapping[str, Any], teams: Mapping[str, tuple[str | None, str | None]]) -> SlackConfig:
+        loc = ("slack", None)
+        base = SlackConfig()
+        if not isinstance(table, dict):
+            self.problem("slack", None, None, "must be a table like [slack] burst_limit = 5")
+            return base
+        self._unknown_keys(table, {"burst_limit", "digest_time"}, loc)
+        digest_time = base.digest_time
+        text = self._get(table, "digest_time", (str, bool), None, loc)
+        if text is False:
+            digest_time = None
+        elif isinstance(text, str):
+            try:
+                digest_time = time.fromisoformat(text) if _CLOCK_TIME.match(text) else None
+            except ValueError:
+                digest_time = None
+            if digest_time is None:
+                self.problem(*loc, "digest_time", f"{text!r} is not a time of day like \"09:00\" (false: no digest)")
+        elif text is True:
+            self.problem(*loc, "digest_time", "give a time of day like \"09:00\", or false for no digest")
+        return SlackConfig(
+            burst_limit=self._positive(table, "burst_limit", base.burst_limit, loc),
+            digest_time=digest_time,
+            team_channels={name: channel for name, (channel, _) in teams.items() if channel},
+            team_timezones={name: timezone for name, (_, timezone) in teams.items() if timezone},
+        )
 
     def _agents(self, data: Mapping[str, Any], teams: set[str]) -> tuple[AgentConfig, ...]:
         agents = []

@@ -1,21 +1,25 @@
-"""The background workers `router serve` runs next to HTTP: outbox delivery, SLA monitor, queues."""
+"""The background workers `router serve` runs next to HTTP: outbox delivery, SLA monitor, queues, and
+(with a Slack bot token) Slack alert delivery and upkeep."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from prometheus_client import Counter
 
 from channels.email.intake import IntakeHandler, start_server
 from router.app import Worker
 from router.config import Config
 from router.core import actions
+from router.core.alerts import AlertDelivery, Upkeep
 from router.core.errors import DATABASE_DOWN_ERRORS
 from router.core.inbound import InboundMessage, IngestResult
-from router.core.outbound import Dispatcher, Sender
+from router.core.outbound import DeadCounter, Dispatcher, Sender
 from router.core.pipeline import Pipeline
 from router.core.refs import REF_PREFIX
 from router.core.store import attachments
@@ -27,6 +31,12 @@ log = logging.getLogger(__name__)
 
 QUEUE_DRAIN_SECONDS = 10.0
 SLA_SCAN_SECONDS = 5.0
+"""The SLA monitor's longest sleep; it wakes earlier when a warning or breach falls due sooner."""
+SLA_SCAN_MIN_SECONDS = 0.2
+SLACK_IDLE_SECONDS = 1.0
+SLACK_UPKEEP_SECONDS = 2.0
+
+_dead_counters: weakref.WeakKeyDictionary[Metrics, DeadCounter] = weakref.WeakKeyDictionary()
 
 
 def senders_for(config: Config) -> dict[str, Sender]:
@@ -36,12 +46,34 @@ def senders_for(config: Config) -> dict[str, Sender]:
         from channels.email.send import EmailSender
 
         senders["email"] = EmailSender(config)
+    if config.settings.telegram_bot_token:
+        from channels.telegram.send import TelegramSender
+
+        senders["telegram"] = TelegramSender(config.settings.telegram_api_url, config.settings.telegram_bot_token)
+    if config.settings.line_channel_token:
+        from channels.line.send import LineSender
+
+        senders["line"] = LineSender(config.settings.line_api_url, config.settings.line_channel_token)
     return senders
 
 
-async def forever(name: str, step: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
-    """Run `step` over and over; rest `idle_seconds` when it found nothing to do. A failing step
-    is logged and retried later: a background worker must never die quietly."""
+def dead_items(metrics: Metrics) -> DeadCounter:
+    """`router_outbox_dead_total{channel, reason}`: items given up on, by why (Slack's error code such
+    as `channel_not_found`, `refused`, `gave_up` after every attempt), on this app's registry."""
+    if metrics not in _dead_counters:
+        counter = Counter("router_outbox_dead_total", "Outbox items this process gave up on, by channel and reason "
+                          "(a platform's error code such as channel_not_found or invalid_auth; refused; gave_up "
+                          "after every attempt failed): they need a person", ["channel", "reason"],
+                          registry=metrics.registry)
+        _dead_counters[metrics] = lambda channel, reason: counter.labels(channel, reason).inc()
+    return _dead_counters[metrics]
+
+
+async def forever(name: str, step: Callable[[], Awaitable[int]],
+                  idle_seconds: float | Callable[[], Awaitable[float]]) -> None:
+    """Run `step` over and over; rest `idle_seconds` (or as long as it says) when the step found
+    nothing to do. A failing step is logged and retried later: a background worker must never die
+    quietly."""
     while True:
         try:
             done = await step()
@@ -52,7 +84,15 @@ async def forever(name: str, step: Callable[[], Awaitable[int]], idle_seconds: f
             log.exception("%s: step failed; retrying", name)
             done = 0
         if not done:
-            await asyncio.sleep(idle_seconds)
+            await asyncio.sleep(await _pause(name, idle_seconds) if callable(idle_seconds) else idle_seconds)
+
+
+async def _pause(name: str, idle: Callable[[], Awaitable[float]]) -> float:
+    try:
+        return await idle()
+    except Exception as exc:
+        log.warning("%s: could not tell how long to rest (%r)", name, exc)
+        return SLA_SCAN_SECONDS
 
 
 async def outbox_worker(svc: Services) -> None:
@@ -60,20 +100,47 @@ async def outbox_worker(svc: Services) -> None:
     if not senders:
         log.info("outbox: no outbound channel configured; items stay queued")
         return
-    dispatcher = Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics)
+    dispatcher = Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics, dead_items(svc.metrics))
     svc.config_listeners.append(lambda config: setattr(dispatcher, "senders", senders_for(config)))
     await forever("outbox", dispatcher.run_once, 1.0)
 
 
 async def sla_worker(svc: Services) -> None:
     async def step() -> int:
-        alerts = bool(svc.config.settings.slack_bot_token)
-        fired = await monitor.scan_once(svc.require_pool(), svc.clock(), alerts=alerts, ref_prefix=REF_PREFIX)
+        fired = await monitor.scan_once(svc.require_pool(), svc.clock(), alerts=svc.config.slack_enabled,
+                                        ref_prefix=REF_PREFIX, rules=svc.config.sla)
         for event in fired:
             svc.metrics.sla_events.labels(event.target, event.kind).inc()
         return len(fired) >= monitor.SCAN_LIMIT  # a full batch: more may be waiting, scan again at once
 
-    await forever("SLA monitor", step, SLA_SCAN_SECONDS)
+    async def until_next_due() -> float:
+        """Until the next warning or breach falls due, so each fires on time, not up to a scan late."""
+        async with svc.require_pool().acquire() as conn:
+            due = await monitor.next_due(conn)
+        wait = (due - svc.clock()).total_seconds() if due is not None else SLA_SCAN_SECONDS
+        return min(max(wait, SLA_SCAN_MIN_SECONDS), SLA_SCAN_SECONDS)
+
+    await forever("SLA monitor", step, until_next_due)
+
+
+async def slack_worker(svc: Services) -> None:
+    """Slack alert delivery, apart from the other channels' outbox worker so a slow Slack never
+    delays a customer's mail, and the upkeep that keeps cards true and posts digests."""
+    if not svc.config.slack_enabled:
+        log.info("Slack: no SLACK_BOT_TOKEN; alerts are off")
+        return
+    from channels.slack.api import SlackApi
+
+    settings = svc.config.settings
+    assert settings.slack_bot_token is not None
+    port = SlackApi(settings.slack_bot_token, settings.slack_api_url)
+    pool = svc.require_pool()
+    delivery = AlertDelivery(pool, port, svc.clock, lambda: svc.config)
+    dispatcher = Dispatcher(pool, {"slack": delivery}, svc.clock, svc.metrics, dead_items(svc.metrics))
+    upkeep = Upkeep(pool, svc.clock, lambda: svc.config)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(forever("Slack delivery", dispatcher.run_once, SLACK_IDLE_SECONDS))
+        group.create_task(forever("Slack upkeep", upkeep.run_once, SLACK_UPKEEP_SECONDS))
 
 
 async def queue_worker(svc: Services) -> None:
@@ -126,4 +193,4 @@ def smtp_intake_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[
 
 
 def default_workers(config: Config) -> tuple[Worker, ...]:
-    return (smtp_worker, outbox_worker, sla_worker, queue_worker)
+    return (smtp_worker, outbox_worker, sla_worker, queue_worker, slack_worker)

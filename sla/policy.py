@@ -25,7 +25,8 @@ class SlaPolicy:
     first_response: timedelta | None = None
     next_response: timedelta | None = None
     resolution: timedelta | None = None
-    warn_at: float = 0.75
+    warn_at: tuple[float, ...] = (0.75,)
+    """Warning levels: fractions of each target's budget, ascending, each in (0, 1) (config `warn_at`)."""
     match_priority: frozenset[str] = frozenset()
     match_tier: frozenset[str] = frozenset()
     match_channel: frozenset[str] = frozenset()
@@ -61,7 +62,7 @@ class TicketFacts:
 
 @dataclass(frozen=True)
 class ClockTimes:
-    warn_at: datetime
+    warn_at: datetime  # the first warning level
     due_at: datetime
 
 
@@ -85,12 +86,46 @@ def target_duration(policy: SlaPolicy, target: Target) -> timedelta | None:
     return duration
 
 
-def clock_times(start: datetime, duration: timedelta, warn_fraction: float, calendar: BusinessCalendar,
+def clock_times(start: datetime, duration: timedelta, warn_levels: Sequence[float], calendar: BusinessCalendar,
                 paused_for: timedelta = timedelta(0)) -> ClockTimes:
-    """Warning after `warn_fraction` of the business-time budget, breach at its end.
+    """The first warning (after the lowest of `warn_levels` of the business-time budget) and the
+    breach at its end; later levels are the monitor's business (`warning_time`).
 
     `paused_for` is business time the clock stood still (ticket pending on the customer) and is
     added back, so recomputing after a pause or a policy change gives the same answer.
     """
-    return ClockTimes(warn_at=add_business_time(start, duration * warn_fraction + paused_for, calendar),
+    return ClockTimes(warn_at=warning_time(start, duration, min(warn_levels), calendar, paused_for),
                       due_at=add_business_time(start, duration + paused_for, calendar))
+
+
+def warning_time(start: datetime, duration: timedelta, fraction: float, calendar: BusinessCalendar,
+                 paused_for: timedelta = timedelta(0)) -> datetime:
+    """When `fraction` of the business-time budget `duration` started at `start` is used up."""
+    return add_business_time(start, duration * fraction + paused_for, calendar)
+
+
+@dataclass(frozen=True)
+class NextWarning:
+    """Where a running clock stands among its policy's warning levels (numbered from 1)."""
+
+    fire: int | None  # the highest level crossed and not fired yet; lower crossed ones are moot
+    next_at: datetime | None  # when the next level after that falls due; None: no level left
+
+
+def next_warning(policy: SlaPolicy, target: Target, calendar: BusinessCalendar, *, started_at: datetime,
+                 paused_for: timedelta, fired: int, now: datetime) -> NextWarning:
+    """The warning level to fire now, if any, and when the one after it is due, for a clock that has
+    fired levels up to `fired`. Computed from the clock itself (start, paused time, policy) every
+    time, so a pause, a resume or a new policy never leaves a stale level behind."""
+    duration = target_duration(policy, target)
+    if duration is None:
+        return NextWarning(None, None)
+    fire = None
+    for level, fraction in enumerate(policy.warn_at, start=1):
+        if level <= fired:
+            continue
+        at = warning_time(started_at, duration, fraction, calendar, paused_for)
+        if at > now:
+            return NextWarning(fire, at)
+        fire = level
+    return NextWarning(fire, None)

@@ -11,7 +11,11 @@ Delivery guarantees (SPEC §2.10):
   once, never twice; the agent sees it on the ticket and can send again. Email Message-IDs are
   derived from the idempotency key, so receivers and our own threading agree on the message;
 - failures back off exponentially (with jitter) and after `MAX_ATTEMPTS` the item is `dead`,
-  visible in `/metrics` and the ticket, for a person to look at.
+  visible in `/metrics` and the ticket, for a person to look at;
+- a platform that asks us to slow down (HTTP 429 `Retry-After`) gets exactly the wait it asked
+  for (`RetryLater`), and that attempt does not count towards `MAX_ATTEMPTS`;
+- a refusal that retrying cannot fix (`PermanentDeliveryError`) is dead at once; a `Refused`
+  carries a short reason code ("channel_not_found") that labels `router_outbox_dead_total`.
 
 Channels implement `delivery.Sender` (re-exported by `channels.base`); the core never imports them.
 """
@@ -23,7 +27,7 @@ import hashlib
 import hmac
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,6 +42,27 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=5)
 MAX_BACKOFF = timedelta(hours=1)
+
+
+class RetryLater(Exception):
+    """The platform asked us to wait `after` before trying again (HTTP 429 with `Retry-After`)."""
+
+    def __init__(self, after: timedelta, detail: str):
+        super().__init__(detail)
+        self.after = after
+
+
+class Refused(PermanentDeliveryError):
+    """A permanent refusal with a short, stable reason code for metrics (`reason`) and a clear
+    sentence for people (the message)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+DeadCounter = Callable[[str, str], None]
+"""Called with (channel, reason) for every item that goes dead."""
 
 
 class DeliveryCounters(Protocol):
@@ -79,11 +104,12 @@ class Dispatcher:
     """Leases due outbox items and hands each to the sender for its channel."""
 
     def __init__(self, pool: asyncpg.Pool, senders: Mapping[str, Sender], clock: Clock,
-                 counters: DeliveryCounters | None = None):
+                 counters: DeliveryCounters | None = None, dead: DeadCounter | None = None):
         self.pool = pool
         self.senders = senders
         self.clock = clock
         self.counters = counters
+        self.dead = dead
 
     async def lease(self) -> list[OutboxItem]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -95,7 +121,15 @@ class Dispatcher:
         try:
             await sender.send(item)
         except PermanentDeliveryError as exc:
-            await self._failed(item, str(exc), permanent=True)
+            await self._failed(item, str(exc), permanent=True, reason=exc.reason if isinstance(exc, Refused)
+                               else "refused")
+            return False
+        except RetryLater as exc:
+            log.info("outbox item %s (%s): the platform asked to wait %s: %s", item.id, item.channel, exc.after, exc)
+            async with self.pool.acquire() as conn, conn.transaction():
+                await outbox.retry_later(conn, item.id, str(exc), self.clock() + exc.after)
+            if self.counters is not None:
+                self.counters.failed(item.channel)
             return False
         except asyncio.CancelledError:
             raise
@@ -109,7 +143,7 @@ class Dispatcher:
             self.counters.delivered(item.channel)
         return True
 
-    async def _failed(self, item: OutboxItem, error: str, *, permanent: bool) -> None:
+    async def _failed(self, item: OutboxItem, error: str, *, permanent: bool, reason: str = "gave_up") -> None:
         now = self.clock()
         dead = permanent or item.attempts >= MAX_ATTEMPTS
         async with self.pool.acquire() as conn, conn.transaction():
@@ -117,6 +151,8 @@ class Dispatcher:
                                      retry_at=now + backoff(item.attempts), now=now)
         if self.counters is not None:
             self.counters.failed(item.channel)
+        if dead and self.dead is not None:
+            self.dead(item.channel, reason)
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many were delivered."""

@@ -27,7 +27,7 @@ from router.core.errors import (
     Unauthorized,
 )
 from router.services import Services
-from router.web import api, inbox, intake, openapi
+from router.web import api, inbox, intake, openapi, slack, webhooks
 from router.web.http import bearer_token, client_address_is_loopback, error_response, problem, services
 from router.web.inbox.render import render
 from router.web.inbox.session import SignInRequired, login_url, signed_in
@@ -178,6 +178,8 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/metrics", metrics),
         *intake.routes,
+        *webhooks.routes,
+        *slack.routes,
         *api.routes,
         *inbox.routes,
     ]

@@ -85,6 +85,14 @@ async def mark_sent(conn: asyncpg.Connection, item_id: int, ticket_id: int | Non
     await events.record(conn, ticket_id, "outbox.sent", {"id": item_id, "kind": kind}, now)
 
 
+async def retry_later(conn: asyncpg.Connection, item_id: int, error: str, retry_at: datetime) -> None:
+    """The platform asked us to wait: pending again at `retry_at`, and the attempt is not counted
+    (being told to slow down is not the item's failure)."""
+    await conn.execute(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, last_error = $3,"
+        " attempts = GREATEST(attempts - 1, 0) WHERE id = $1", item_id, retry_at, error[:2000])
+
+
 async def mark_failed(conn: asyncpg.Connection, item_id: int, ticket_id: int | None, kind: str, error: str, *,
                       dead: bool, retry_at: datetime, now: datetime) -> None:
     await conn.execute(
