@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from router.core.delivery import OutboxItem, PermanentDeliveryError, Sender
+from router.core.delivery import OutboxItem, PermanentDeliveryError, Refused, RetryLater, Sender
 from router.core.inbound import InboundMessage
 
-__all__ = ["InboundAdapter", "OutboxItem", "PermanentDeliveryError", "RawRequest", "Sender"]
+__all__ = ["InboundAdapter", "OutboxItem", "PermanentDeliveryError", "RawRequest", "Refused", "RetryLater", "Sender"]
 
 SecretsT_contra = TypeVar("SecretsT_contra", contravariant=True)
 

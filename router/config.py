@@ -91,6 +91,7 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     meta_app_secret: str | None = None
     meta_verify_token: str | None = None
+    meta_access_token: str | None = None  # sends on Messenger, Instagram and WhatsApp (a system-user token)
     meta_graph_url: str = "https://graph.facebook.com/v19.0"
     telegram_bot_token: str | None = None
     telegram_secret_token: str | None = None
@@ -264,6 +265,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         slack_api_url=env.get("SLACK_API_URL") or defaults.slack_api_url,
         meta_app_secret=opt("META_APP_SECRET"),
         meta_verify_token=opt("META_VERIFY_TOKEN"),
+        meta_access_token=opt("META_ACCESS_TOKEN"),
         meta_graph_url=env.get("META_GRAPH_URL") or defaults.meta_graph_url,
         telegram_bot_token=opt("TELEGRAM_BOT_TOKEN"),
         telegram_secret_token=opt("TELEGRAM_SECRET_TOKEN"),

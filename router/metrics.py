@@ -61,6 +61,10 @@ class Metrics:
         self.outbox_failures = Counter(
             "router_outbox_failures_total", "Delivery attempts of this process that failed, by channel (retried later "
             "unless the item is dead)", ["channel"], registry=self.registry)
+        self.outbox_dead = Counter(
+            "router_outbox_dead_total", "Outbox items this process gave up on, by channel and reason (a platform's "
+            "error code such as channel_not_found or invalid_auth; refused; gave_up after every attempt failed): "
+            "they need a person", ["channel", "reason"], registry=self.registry)
         self.outbox_sent = Counter(
             "router_outbox_sent_total", "Outbound items this process delivered, by channel",
             ["channel"], registry=self.registry)
@@ -79,6 +83,9 @@ class Metrics:
 
     def delivered(self, channel: str) -> None:
         self.outbox_sent.labels(channel).inc()
+
+    def dead(self, channel: str, reason: str) -> None:
+        self.outbox_dead.labels(channel, reason).inc()
 
     def failed(self, channel: str) -> None:
         self.outbox_failures.labels(channel).inc()

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-from prometheus_client import Counter
 
 from channels.email.intake import IntakeHandler, start_server
 from router.app import Worker
@@ -19,7 +17,7 @@ from router.core import actions
 from router.core.alerts import AlertDelivery, Upkeep
 from router.core.errors import DATABASE_DOWN_ERRORS
 from router.core.inbound import InboundMessage, IngestResult
-from router.core.outbound import DeadCounter, Dispatcher, Sender
+from router.core.outbound import Dispatcher, Sender
 from router.core.pipeline import Pipeline
 from router.core.refs import REF_PREFIX
 from router.core.store import attachments
@@ -36,9 +34,6 @@ SLA_SCAN_MIN_SECONDS = 0.2
 SLACK_IDLE_SECONDS = 1.0
 SLACK_UPKEEP_SECONDS = 2.0
 
-_dead_counters: weakref.WeakKeyDictionary[Metrics, DeadCounter] = weakref.WeakKeyDictionary()
-
-
 def senders_for(config: Config) -> dict[str, Sender]:
     """One sender per channel we can deliver on with this configuration."""
     senders: dict[str, Sender] = {}
@@ -54,19 +49,12 @@ def senders_for(config: Config) -> dict[str, Sender]:
         from channels.line.send import LineSender
 
         senders["line"] = LineSender(config.settings.line_api_url, config.settings.line_channel_token)
+    if config.settings.meta_access_token:
+        from channels.meta.send import CHANNELS, MetaSender
+
+        meta = MetaSender(config.settings.meta_graph_url, config.settings.meta_access_token)
+        senders.update(dict.fromkeys(CHANNELS, meta))
     return senders
-
-
-def dead_items(metrics: Metrics) -> DeadCounter:
-    """`router_outbox_dead_total{channel, reason}`: items given up on, by why (Slack's error code such
-    as `channel_not_found`, `refused`, `gave_up` after every attempt), on this app's registry."""
-    if metrics not in _dead_counters:
-        counter = Counter("router_outbox_dead_total", "Outbox items this process gave up on, by channel and reason "
-                          "(a platform's error code such as channel_not_found or invalid_auth; refused; gave_up "
-                          "after every attempt failed): they need a person", ["channel", "reason"],
-                          registry=metrics.registry)
-        _dead_counters[metrics] = lambda channel, reason: counter.labels(channel, reason).inc()
-    return _dead_counters[metrics]
 
 
 async def forever(name: str, step: Callable[[], Awaitable[int]],
@@ -100,7 +88,7 @@ async def outbox_worker(svc: Services) -> None:
     if not senders:
         log.info("outbox: no outbound channel configured; items stay queued")
         return
-    dispatcher = Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics, dead_items(svc.metrics))
+    dispatcher = Dispatcher(svc.require_pool(), senders, svc.clock, svc.metrics, svc.metrics.dead)
     svc.config_listeners.append(lambda config: setattr(dispatcher, "senders", senders_for(config)))
     await forever("outbox", dispatcher.run_once, 1.0)
 
@@ -136,7 +124,7 @@ async def slack_worker(svc: Services) -> None:
     port = SlackApi(settings.slack_bot_token, settings.slack_api_url)
     pool = svc.require_pool()
     delivery = AlertDelivery(pool, port, svc.clock, lambda: svc.config)
-    dispatcher = Dispatcher(pool, {"slack": delivery}, svc.clock, svc.metrics, dead_items(svc.metrics))
+    dispatcher = Dispatcher(pool, {"slack": delivery}, svc.clock, svc.metrics, svc.metrics.dead)
     upkeep = Upkeep(pool, svc.clock, lambda: svc.config)
     async with asyncio.TaskGroup() as group:
         group.create_task(forever("Slack delivery", dispatcher.run_once, SLACK_IDLE_SECONDS))

@@ -10,12 +10,13 @@ ever goes into an error message.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from router.core.channel_rules import too_long
-from router.core.delivery import OutboxItem, PermanentDeliveryError
+from router.core.delivery import OutboxItem, PermanentDeliveryError, RetryLater
 
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
@@ -56,7 +57,9 @@ def _check(response: httpx.Response) -> None:
     description = str(answer.get("description") or response.reason_phrase)[:300]
     if code == 429:
         wait = _dict(answer.get("parameters")).get("retry_after")
-        raise TelegramUnavailable(f"Telegram flood control (retry after {wait} s): {description}")
+        if isinstance(wait, int) and not isinstance(wait, bool) and 0 < wait <= 24 * 3600:
+            raise RetryLater(timedelta(seconds=wait), f"Telegram flood control (retry after {wait} s): {description}")
+        raise TelegramUnavailable(f"Telegram flood control: {description}")
     if code >= 500 or code < 400:
         raise TelegramUnavailable(f"Telegram answered {code}: {description}")
     raise PermanentDeliveryError(f"Telegram refused the message ({code}): {description}")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from router.config import Config
+from router.core import channel_rules
 from router.core.inbound import InboundMessage
 from router.core.outbound import queue_outbound
 from router.core.store.tickets import Ticket
@@ -92,7 +93,9 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
                                timezone=customer_timezone or config.service.timezone)
     extra = {"ticket_ref": ref, "language": ticket.language, "auto_submitted": True,
              "in_reply_to": message.external_id if message.channel == "email" else None,
-             "references": list(message.thread_refs)}
+             "references": list(message.thread_refs),
+             # WhatsApp answers from the business number that received the message; LINE's free reply token.
+             **channel_rules.reply_context(channel, message.metadata, message.received_at or now)}
     queued = await queue_outbound(
         conn, key=f"ack:{ticket.id}", kind="ack", channel=channel, ticket_id=ticket.id,
         customer_id=customer_id, to=sender.value, subject=subject, text=text, now=now,

@@ -30,8 +30,7 @@ import asyncpg
 from router.config import Config
 from router.core.chat import ChatError, ChatPort
 from router.core.clock import Clock
-from router.core.delivery import OutboxItem
-from router.core.outbound import Refused, RetryLater
+from router.core.delivery import OutboxItem, Refused, RetryLater
 from router.core.refs import ref
 from router.core.store import outbox, slack_alerts
 from router.core.store.slack_alerts import BURST_WINDOW, MessageRow

@@ -6,6 +6,7 @@ Types only, so a channel's sender can implement the port without depending on th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 
@@ -22,6 +23,23 @@ class OutboxItem:
 
 class PermanentDeliveryError(Exception):
     """The platform refused the item for good (bad address, blocked bot): do not retry."""
+
+
+class RetryLater(Exception):
+    """The platform asked us to wait `after` before trying again (HTTP 429 with `Retry-After`)."""
+
+    def __init__(self, after: timedelta, detail: str):
+        super().__init__(detail)
+        self.after = after
+
+
+class Refused(PermanentDeliveryError):
+    """A permanent refusal with a short, stable reason code for metrics (`reason`) and a clear
+    sentence for people (the message)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
 
 
 class Sender(Protocol):

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from router.core.clock import Clock
-from router.core.delivery import OutboxItem, PermanentDeliveryError, Sender
+from router.core.delivery import OutboxItem, PermanentDeliveryError, Refused, RetryLater, Sender
 from router.core.store import outbox
 
 log = logging.getLogger(__name__)
@@ -42,23 +42,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=5)
 MAX_BACKOFF = timedelta(hours=1)
-
-
-class RetryLater(Exception):
-    """The platform asked us to wait `after` before trying again (HTTP 429 with `Retry-After`)."""
-
-    def __init__(self, after: timedelta, detail: str):
-        super().__init__(detail)
-        self.after = after
-
-
-class Refused(PermanentDeliveryError):
-    """A permanent refusal with a short, stable reason code for metrics (`reason`) and a clear
-    sentence for people (the message)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
 
 
 DeadCounter = Callable[[str, str], None]

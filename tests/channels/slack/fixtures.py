@@ -19,7 +19,6 @@ from router.core.clock import ManualClock
 from router.core.outbound import Dispatcher
 from router.core.refs import REF_PREFIX
 from router.metrics import Metrics
-from router.workers import dead_items
 from sla import monitor
 from tests.channels.slack.fake_slack import SIGNING_SECRET, TOKEN, FakeSlack
 
@@ -86,7 +85,7 @@ class SlackRig:
                              lambda: self.config)
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.pool, {"slack": self.delivery()}, self.clock, self.metrics, dead_items(self.metrics))
+        return Dispatcher(self.pool, {"slack": self.delivery()}, self.clock, self.metrics, self.metrics.dead)
 
     async def scan(self, instances: int = 1) -> list[monitor.SlaEvent]:
         """`instances` monitors scanning at once, as several `router serve` processes do."""

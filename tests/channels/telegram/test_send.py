@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from channels.telegram.send import TelegramSender, TelegramUnavailable
-from router.core.delivery import OutboxItem, PermanentDeliveryError
+from router.core.delivery import OutboxItem, PermanentDeliveryError, RetryLater
 from router.core.outbound import Dispatcher
 from router.workers import senders_for
 from tests.channels.meta.fake_platform import FakePlatform, fake_platform
@@ -53,9 +53,16 @@ async def test_a_refusal_is_permanent_with_telegrams_description(telegram):
     assert TOKEN not in str(refused.value)
 
 
+async def test_flood_control_waits_as_long_as_telegram_asks(telegram):
+    telegram.answer(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 5",
+                          "parameters": {"retry_after": 5}})
+    with pytest.raises(RetryLater) as error:
+        await TelegramSender(telegram.url, TOKEN).send(item())
+    assert error.value.after == timedelta(seconds=5) and "retry after 5 s" in str(error.value)
+
+
 @pytest.mark.parametrize(("status", "body"), [
-    (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 5",
-           "parameters": {"retry_after": 5}}),
+    (429, {"ok": False, "error_code": 429, "description": "Too Many Requests"}),
     (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}),
     (200, {"ok": False}),
 ])
@@ -63,8 +70,7 @@ async def test_flood_control_and_server_errors_are_retried(telegram, status, bod
     telegram.answer(status, body)
     with pytest.raises(TelegramUnavailable) as error:
         await TelegramSender(telegram.url, TOKEN).send(item())
-    if status == 429:
-        assert "retry after 5 s" in str(error.value)
+    assert "Telegram" in str(error.value)
 
 
 async def test_an_unreachable_api_is_retried_and_the_error_hides_the_token():

@@ -38,14 +38,14 @@ class ChannelSetup:
 
 
 _META: Needs = (("meta_app_secret", "META_APP_SECRET"), ("meta_verify_token", "META_VERIFY_TOKEN"))
+_META_SENDS: Needs = (("meta_access_token", "META_ACCESS_TOKEN"),)
 CHANNELS = (
     ChannelSetup("email", "Email", (), (("smtp_relay", "ROUTER_SMTP_RELAY"),)),
     ChannelSetup("webform", "Web form", (), None),
     ChannelSetup("api", "Integration API", (("api_token", "ROUTER_API_TOKEN"),), None),
-    ChannelSetup("chat", "Live chat", (), ()),
-    ChannelSetup("messenger", "Messenger", _META, _META),
-    ChannelSetup("instagram", "Instagram", _META, _META),
-    ChannelSetup("whatsapp", "WhatsApp", _META, _META),
+    ChannelSetup("messenger", "Messenger", _META, _META_SENDS),
+    ChannelSetup("instagram", "Instagram", _META, _META_SENDS),
+    ChannelSetup("whatsapp", "WhatsApp", _META, _META_SENDS),
     ChannelSetup("telegram", "Telegram", (("telegram_bot_token", "TELEGRAM_BOT_TOKEN"),
                                           ("telegram_secret_token", "TELEGRAM_SECRET_TOKEN")),
                  (("telegram_bot_token", "TELEGRAM_BOT_TOKEN"),)),
