@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,16 +88,29 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
                  "p50_ms": round(routing["p50_ms"], 3), "p99_ms": round(routing["p99_ms"], 3),
                  "ratio": "target p99 <= 2 ms"})
     if args.tickets:
-        print(f"Filling {args.tickets:,} tickets for the scale benchmarks …", flush=True)
+        print(f"Filling {args.tickets:,} tickets and {3 * args.tickets:,} messages for the scale benchmarks …",
+              flush=True)
         scale_pool = await fresh_pool(server_uri, "bench_scale", config, 4, setup=True)
+        started = time.perf_counter()
         await scale_bench.fill(scale_pool, args.tickets)
+        print(f"  filled in {time.perf_counter() - started:.0f} s", flush=True)
         scan = await scale_bench.sla_scan_run(scale_pool, config)
         rows.append({"benchmark": f"SLA monitor scan, {args.tickets:,} tickets", "count": scan["events_per_scan"],
                      "p50_ms": scan["p50_ms"], "p99_ms": scan["p99_ms"], "ratio": "target <= 100 ms per scan"})
         listing = await scale_bench.inbox_list_run(scale_pool, replace(config, settings=replace(
             config.settings, api_token=BENCH_TOKEN)), BENCH_TOKEN)
-        rows.append({"benchmark": f"inbox ticket list, {args.tickets:,} tickets", "count": 100,
-                     "p50_ms": listing["p50_ms"], "p99_ms": listing["p99_ms"], "ratio": "target p99 <= 50 ms"})
+        rows.append({"benchmark": f"inbox ticket list (API), {args.tickets:,} tickets", "count": 100,
+                     "p50_ms": listing["p50_ms"], "p99_ms": listing["p99_ms"],
+                     "ratio": f"target p99 <= 30 ms ({listing['p99_ms'] / 30:.0%} of it)"})
+        page = await scale_bench.inbox_page_run(scale_pool, config)
+        rows.append({"benchmark": f"inbox page (HTML, Mine view), {args.tickets:,} tickets", "count": 200,
+                     "p50_ms": page["p50_ms"], "p99_ms": page["p99_ms"],
+                     "ratio": f"target p99 <= 30 ms ({page['p99_ms'] / 30:.0%} of it);"
+                              f" Load more p99 {page['load_more_p99_ms']} ms"})
+        for kind, found in (await scale_bench.search_run(scale_pool, config)).items():
+            rows.append({"benchmark": f"search: {kind}, {args.tickets:,} tickets", "count": 100,
+                         "p50_ms": found["p50_ms"], "p99_ms": found["p99_ms"],
+                         "ratio": f"target p99 <= 100 ms ({found['p99_ms'] / 100:.0%} of it)"})
         await scale_pool.close()
 
     from bench import intake_memory_bench

@@ -6,6 +6,7 @@ after the commit: durability before acknowledgement (SPEC §2.2).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import datetime
@@ -30,6 +31,8 @@ from sla.policy import SlaPolicy, TicketFacts
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+SEARCHABLE_IDENTITIES = ("email", "phone")
+"""Sender identities a message is found by; platform user ids are nothing an agent types."""
 
 
 class _Redelivery(Exception):
@@ -88,7 +91,9 @@ class Pipeline:
             created_at=message.received_at or now, customer_id=customer.id,
             sender_identity_id=customer.sender_identity_id, sender_name=message.sender_name,
             subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
-            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata)
+            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata,
+            keywords=tuple(identity.value for identity in (*message.identities, *message.claims)
+                           if identity.kind in SEARCHABLE_IDENTITIES))
         received = ("message.received", {"channel": message.channel, "auto": automated})
         suggested = [("customer.match_suggested", {
             "customer_id": s.customer_id, "identity": s.identity.key, "reason": s.reason,
@@ -129,6 +134,8 @@ class Pipeline:
                 team=found.team or self.default_team, sla_policy=policy.name if policy else None,
                 previous_ticket_id=choice.previous_ticket_id), now)
             happened.append(("ticket.created", {"ref": ticket.ref, "channel": message.channel}))
+            # The first message carries the ticket's reference: search finds the ticket by it.
+            incoming = dataclasses.replace(incoming, keywords=(*incoming.keywords, ticket.ref))
         else:
             assert choice.ticket is not None
             ticket = choice.ticket

@@ -6,7 +6,8 @@ keeps it true (every `/api/v1` route documented, real responses valid against it
 content types and bodies). Change the API and this document together.
 
 Where the shapes come from: `router.web.intake` (integration intake), `router.web.api.*` (agents'
-API), `router.core.store.tickets` (`list_page`, `detail`), `router.core.store.customers`
+API), `router.core.store.inbox` (`page`, via `router.web.api.tickets.summary`),
+`router.core.store.tickets` (`detail`), `router.core.store.customers`
 (`profile`), `agents.store` (`agent_json`), `sla.clocks` (`clocks_json`), and the errors of
 `router.core.errors`, each answered as `{"error": code, "detail": text}` by `router.web.app`.
 """
@@ -147,6 +148,13 @@ SCHEMAS: dict[str, Schema] = {
         "team": NULLABLE_STRING,
         "assignee": {**NULLABLE_STRING, "description": "The assigned agent's email."},
         "first_response_due": {**NULLABLE_DATE_TIME, "description": "While the first response is owed."},
+        "sla": _nullable(_object({
+            "target": {"type": "string", "enum": ["first_response", "next_response", "resolution"]},
+            "due_at": DATE_TIME,
+            "warn_at": DATE_TIME,
+            "paused": {"type": "boolean", "description": "The clock waits on the customer (pending)."},
+        }, description="The soonest running SLA clock (else a paused one); null when none runs.")),
+        "last_customer_message_at": NULLABLE_DATE_TIME,
         "created_at": DATE_TIME,
         "updated_at": DATE_TIME,
     }),
@@ -367,10 +375,11 @@ PATHS: dict[str, Any] = {
                     "stored once (the second delivery answers `duplicate: true`).",
         body=_body(_ref("InboundMessage"), "The message, as the integration's platform delivered it."))},
     "/api/v1/tickets": {"get": _operation(
-        "listTickets", "Ticket list, newest activity first (keyset pages)",
+        "listTickets", "Ticket list, newest activity first (keyset pages), with filters and search",
         {"200": _json(_ref("TicketPage"), "One page."), **_errors(401, 422, 503)},
         security=AGENT_API, tags=("tickets",),
-        description="Every query value is at most 500 characters.",
+        description="The same list, filters and search as the inbox page (its All view). "
+                    "Every query value is at most 500 characters.",
         parameters=[
             {"name": "status", "in": "query", "style": "form", "explode": False,
              "description": "Comma-separated statuses.",
@@ -379,6 +388,18 @@ PATHS: dict[str, Any] = {
              "description": "`none` (unassigned), an agent id, or an agent email.",
              "schema": {"type": "string", "maxLength": 500}},
             {"name": "team", "in": "query", "schema": {"type": "string", "maxLength": 500}},
+            {"name": "channel", "in": "query", "description": "e.g. `email`, `chat`, `line`.",
+             "schema": {"type": "string", "maxLength": 500}},
+            {"name": "priority", "in": "query", "schema": _ref("Priority")},
+            {"name": "topic", "in": "query", "schema": {"type": "string", "maxLength": 500}},
+            {"name": "language", "in": "query", "description": "e.g. `ja`, `en`.",
+             "schema": {"type": "string", "maxLength": 500}},
+            {"name": "q", "in": "query",
+             "description": "Search: a ticket reference (`T-1042`), a customer's name, email address or phone "
+                            "number, or words of the subject and messages. Japanese and other CJK text "
+                            "matches by character pairs, so two-character words such as `返金` find their "
+                            "tickets; every word must occur in one message.",
+             "schema": {"type": "string", "maxLength": 500}},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200,
                                                         "default": 50}},
             {"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page.",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import asyncpg
 
 from router.core.refs import PRIORITIES, Priority, Status, is_active, ref
+from router.core.search import document_terms
 
 Direction = Literal["in", "out", "note", "system"]
 Event = tuple[str, dict[str, Any]]
@@ -100,6 +101,12 @@ class NewMessage:
     raw_ref: str | None = None
     auto_kind: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    keywords: tuple[str, ...] = ()
+    """More text the message is found by: the sender's addresses and numbers, the new ticket's reference."""
+
+    def search_terms(self) -> list[str]:
+        """What search finds this message by (`router.core.search`): its subject, text, keywords, sender."""
+        return document_terms((self.subject, self.body_text, *self.keywords), names=(self.sender_name,))
 
     def args(self, events: Sequence[Event]) -> tuple[Any, ...]:
         """Parameters $2-$18 of `_MESSAGE_INSERT`."""
@@ -122,14 +129,15 @@ class Stored:
 _MESSAGE_INSERT = (
     " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
     "  sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
-    "  auto_kind, metadata, created_at)"
-    "  SELECT {ticket}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 {source}"
+    "  auto_kind, metadata, created_at, search_terms)"
+    "  SELECT {ticket}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, {terms}::text[] {source}"
     "  ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, ticket_id),"
     " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
     "  SELECT m.ticket_id, x.kind, x.payload || jsonb_build_object('message_id', m.id), $16"
     "  FROM m, unnest($17::text[], $18::jsonb[]) AS x(kind, payload))"
 )
-"""The message and its events, as CTEs `m` and `e` (parameters $2-$18, the ticket from the caller)."""
+"""The message and its events, as CTEs `m` and `e` (parameters $2-$18, the ticket and the search terms
+parameter from the caller)."""
 
 _CUSTOMER_WROTE = (
     "last_customer_message_at = $16, updated_at = $16, status = 'open', solved_at = NULL,"
@@ -152,9 +160,9 @@ async def join_active_ticket(conn: asyncpg.Connection, customer_id: int, priorit
         "  AND status IN ('open', 'pending') ORDER BY created_at DESC LIMIT 1 FOR UPDATE),"
         f" t AS (UPDATE tickets SET {_CUSTOMER_WROTE} FROM cand WHERE tickets.id = cand.id RETURNING {_QUALIFIED},"
         "  cand.status AS previous_status, cand.priority AS previous_priority),"
-        + _MESSAGE_INSERT.format(ticket="t.id", source="FROM t")
+        + _MESSAGE_INSERT.format(ticket="t.id", terms="$21", source="FROM t")
         + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM t",
-        customer_id, *message.args(events), list(PRIORITIES), priority)
+        customer_id, *message.args(events), list(PRIORITIES), priority, message.search_terms())
     if row is None:
         return None
     after = Ticket.from_row(row)
@@ -169,9 +177,10 @@ async def insert_message(conn: asyncpg.Connection, ticket: Ticket, message: NewM
     in one statement, one round trip."""
     row = await conn.fetchrow(
         f"WITH t AS (UPDATE tickets SET {_CUSTOMER_WROTE} WHERE id = $1 AND $21 RETURNING {COLUMNS}),"
-        + _MESSAGE_INSERT.format(ticket="$1::bigint", source="")
+        + _MESSAGE_INSERT.format(ticket="$1::bigint", terms="$22", source="")
         + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM (SELECT 1) AS one LEFT JOIN t ON true",
-        ticket.id, *message.args(events), list(PRIORITIES), customer_wrote, customer_wrote is not None)
+        ticket.id, *message.args(events), list(PRIORITIES), customer_wrote, customer_wrote is not None,
+        message.search_terms())
     after = Ticket.from_row(row) if customer_wrote is not None else ticket
     return Stored(row["inserted_message_id"], ticket, after)
 
@@ -354,60 +363,6 @@ async def email_thread(conn: asyncpg.Connection, ticket_id: int) -> list[tuple[s
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    """The inbox list's filters; None means "any"."""
-
-    statuses: Sequence[Status] | None = None
-    unassigned: bool = False
-    assignee_id: int | None = None
-    assignee_email: str | None = None
-    team: str | None = None
-    after: tuple[datetime, int] | None = None  # keyset cursor: (updated_at, id) of the last row seen
-
-
-async def list_page(conn: asyncpg.Connection, filters: ListFilter, limit: int) -> tuple[list[dict[str, Any]],
-                                                                                          tuple[datetime, int] | None]:
-    """One keyset page of the inbox list, newest activity first, and the cursor of the next page."""
-    conditions: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    if filters.statuses:
-        conditions.append(f"t.status = ANY({arg(list(filters.statuses))}::text[])")
-    if filters.unassigned:
-        conditions.append("t.assignee_id IS NULL")
-    if filters.assignee_id is not None:
-        conditions.append(f"a.id = {arg(filters.assignee_id)}")
-    if filters.assignee_email is not None:
-        conditions.append(f"a.email = {arg(filters.assignee_email)}")
-    if filters.team is not None:
-        conditions.append(f"tm.name = {arg(filters.team)}")
-    if filters.after is not None:
-        conditions.append(f"(t.updated_at, t.id) < ({arg(filters.after[0])}, {arg(filters.after[1])})")
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    rows = await conn.fetch(
-        "SELECT t.id, t.number, t.status, t.priority, t.channel, t.subject, t.topic, t.language,"
-        " t.customer_id, c.name AS customer_name, tm.name AS team, a.email AS assignee,"
-        " s.due_at AS first_response_due, t.created_at, t.updated_at"
-        " FROM tickets t JOIN customers c ON c.id = t.customer_id"
-        " LEFT JOIN sla_targets s ON s.ticket_id = t.id AND s.target = 'first_response' AND s.met_at IS NULL"
-        " LEFT JOIN agents a ON a.id = t.assignee_id LEFT JOIN teams tm ON tm.id = t.team_id"
-        f" {where} ORDER BY t.updated_at DESC, t.id DESC LIMIT {arg(limit + 1)}", *args)
-    page = rows[:limit]
-    cursor = (page[-1]["updated_at"], page[-1]["id"]) if len(rows) > limit else None
-    return [{
-        "ref": ref(row["number"]), "status": row["status"], "priority": row["priority"], "channel": row["channel"],
-        "subject": row["subject"], "topic": row["topic"], "language": row["language"],
-        "customer_id": row["customer_id"], "customer_name": row["customer_name"], "team": row["team"],
-        "assignee": row["assignee"], "first_response_due": iso(row["first_response_due"]),
-        "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
-    } for row in page], cursor
 
 
 async def detail(conn: asyncpg.Connection, ticket: Ticket, clocks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,8 +10,10 @@ from starlette.responses import JSONResponse, Response
 from router.core.actions import assign, notes, replies, status
 from router.core.errors import InvalidInput, NotFound
 from router.core.inbound import text_value
-from router.core.refs import STATUSES, as_status, parse_ref
-from router.core.store import tickets
+from router.core.refs import parse_ref
+from router.core.store import inbox, tickets
+from router.core.store.tickets import iso
+from router.web import listing
 from router.web.api.auth import authenticate
 from router.web.http import db_id, read_json_object, services
 from sla import clocks
@@ -20,50 +21,31 @@ from sla import clocks
 MAX_PAGE = 200
 
 
-def _encode_cursor(after: tuple[datetime, int]) -> str:
-    updated_at, ticket_id = after
-    return base64.urlsafe_b64encode(f"{updated_at.isoformat()}|{ticket_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, ticket_id = raw.partition("|")
-        return datetime.fromisoformat(stamp), db_id(ticket_id, "cursor")
-    except (ValueError, UnicodeDecodeError, InvalidInput) as exc:
-        raise InvalidInput("`cursor` is not a cursor this API returned") from exc
-
-
-def _filters(request: Request) -> tuple[tickets.ListFilter, int]:
-    query = request.query_params
-    for key, value in query.items():
-        text_value(value, key, limit=500)
-    statuses = None
-    if query.get("status"):
-        statuses = [as_status(s) for s in query["status"].split(",")]
-        if None in statuses:
-            raise InvalidInput(f"`status` must be among {', '.join(STATUSES)}")
-    assignee = query.get("assignee")
-    limit_text = query.get("limit", "50")
-    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise InvalidInput(f"`limit` must be a number from 1 to {MAX_PAGE}")
-    by_id = assignee is not None and assignee.isascii() and assignee.isdigit()
-    return tickets.ListFilter(
-        statuses=[s for s in statuses if s is not None] if statuses else None,
-        unassigned=assignee == "none",
-        assignee_id=db_id(assignee, "assignee") if by_id else None,
-        assignee_email=assignee.lower() if assignee and assignee != "none" and not by_id else None,
-        team=query.get("team") or None,
-        after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
-    ), int(limit_text)
+def summary(row: inbox.Row) -> dict[str, Any]:
+    """A list row as the API answers it (`TicketSummary` in the OpenAPI document)."""
+    return {
+        "ref": row.ref, "status": row.status, "priority": row.priority, "channel": row.channel,
+        "subject": row.subject, "topic": row.topic, "language": row.language, "customer_id": row.customer_id,
+        "customer_name": row.customer_name, "team": row.team, "assignee": row.assignee,
+        "first_response_due": iso(row.first_response_due),
+        "sla": {"target": row.sla_target, "due_at": iso(row.sla_due_at), "warn_at": iso(row.sla_warn_at),
+                "paused": row.sla_paused} if row.sla_target else None,
+        "last_customer_message_at": iso(row.last_customer_message_at),
+        "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
+    }
 
 
 async def list_tickets(request: Request) -> Response:
-    await authenticate(request)
-    filters, limit = _filters(request)
-    async with services(request).require_pool().acquire() as conn:
-        page, after = await tickets.list_page(conn, filters, limit)
-    return JSONResponse({"tickets": page, "next_cursor": _encode_cursor(after) if after else None})
+    """Tickets newest activity first, narrowed by the same filters and search as the inbox page."""
+    agent = await authenticate(request)
+    query = request.query_params
+    found = listing.listing(query, view="all", agent_id=agent.id)
+    limit = listing.page_size(query, default=50, maximum=MAX_PAGE)
+    svc = services(request)
+    async with svc.require_pool().acquire() as conn:
+        page = await inbox.page(conn, found, svc.clock(), limit)
+    return JSONResponse({"tickets": [summary(row) for row in page.rows],
+                         "next_cursor": listing.encode_cursor(page.next_cursor) if page.next_cursor else None})
 
 
 async def ticket_detail(request: Request) -> Response:
