@@ -74,8 +74,9 @@ def listing(params: Mapping[str, str], *, view: View, agent_id: int | None) -> L
     )
 
 
-def page_size(params: Mapping[str, str], *, default: int, maximum: int, name: str = "limit") -> int:
+def page_size(params: Mapping[str, str], *, default: int, maximum: int, name: str = "limit",
+              minimum: int = 1) -> int:
     text = params.get(name, str(default))
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise InvalidInput(f"`{name}` must be a number from 1 to {maximum}")
+    if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= maximum:
+        raise InvalidInput(f"`{name}` must be a number from {minimum} to {maximum}")
     return int(text)

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from router.core.search import document_terms
 from router.core.store import events
 
 LEASE = timedelta(minutes=2)
@@ -45,14 +46,17 @@ async def queue_message(conn: asyncpg.Connection, *, key: str, kind: str, channe
         "   SELECT 1 FROM outbox WHERE customer_id = $5 AND kind = $2 AND created_at > $11)"
         "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
         " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id, author_agent_id,"
-        "  subject, body_text, metadata, created_at)"
-        "  SELECT $4, $5, $3, 'out', $8, $9, $10, $12, jsonb_build_object('kind', $2::text, 'outbox_id', o.id), $7"
+        "  subject, body_text, metadata, created_at, search_terms)"
+        "  SELECT $4, $5, $3, 'out', $8, $9, $10, $12, jsonb_build_object('kind', $2::text, 'outbox_id', o.id), $7,"
+        "  $13::text[]"
         "  FROM o RETURNING id),"
         " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
         "  SELECT $4, 'message.sent', jsonb_build_object('message_id', m.id, 'kind', $2::text), $7 FROM m)"
         " SELECT id FROM m",
         key, kind, channel, ticket_id, customer_id, payload, now, external_id, author_agent_id, subject,
-        unless_sent_since, text)
+        unless_sent_since, text,
+        # What agents wrote is searchable; acknowledgements say the same on every ticket, so they are not.
+        document_terms((subject, text)) if author_agent_id is not None else [])
     return message_id
 
 

@@ -145,7 +145,9 @@ def _list_request(request: Request, agent: SignedIn) -> ListRequest:
     view = _view(request)
     found = listing.listing(params, view=view, agent_id=agent.agent_id)
     given = {key: params.get(key, "").strip() for key in listing.FILTERS}
-    shown = listing.page_size(params, default=PAGE_ROWS, maximum=MAX_SHOWN, name="shown")
+    # `shown` is how many rows the page holds: an empty view holds 0 and must still refresh live.
+    shown = max(PAGE_ROWS, listing.page_size(params, default=PAGE_ROWS, maximum=MAX_SHOWN, name="shown",
+                                             minimum=0))
     return ListRequest(view, found, urlencode({key: value for key, value in given.items() if value}), given, shown)
 
 

@@ -400,3 +400,25 @@ async def test_reads_are_stored_once_per_agent_and_ticket(pool, clock, client, a
             await reads.mark_read(conn, AIKO, ticket_id, clock())
         rows = await conn.fetch("SELECT * FROM ticket_reads")
     assert len(rows) == 1 and rows[0]["read_at"] == clock()
+
+
+async def test_an_empty_view_refreshes_live_when_its_first_ticket_arrives(client, auth):
+    await sign_in(client, "aiko@example.com")
+    empty = await page(client)
+    assert 'name="shown" value="0"' in empty
+    made = await ticket(client, auth, "first", "My refund has not arrived")
+    refreshed = await client.get("/inbox/rows", params={"view": "mine", "shown": "0"})
+    assert refreshed.status_code == 200 and listed(refreshed.text) == [made]
+
+
+async def test_what_agents_write_is_searchable_and_acknowledgements_are_not(client, auth):
+    made = await ticket(client, auth, "parcel", "Where is my parcel?")
+    other = await ticket(client, auth, "quiet", "Hello there")
+    reply = await client.post(f"/api/v1/tickets/{made}/replies", json={"text": "The courier Yamato has it."},
+                              headers={"Authorization": "Bearer demo-aiko"})
+    assert reply.status_code in (201, 202), reply.text
+    await sign_in(client, "aiko@example.com")
+    assert listed(await page(client, view="all", q="yamato")) == [made]
+    # Every ticket got an acknowledgement ("We received your request …"): its words find nothing.
+    assert listed(await page(client, view="all", q="received")) == []  # the ack text has "received"
+    assert other
