@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
 from router.config import Settings
+from router.core import channel_rules
 from router.core.acks import REPLY_CHANNEL
+from router.core.channel_rules import Unavailable
 from router.core.refs import ref
 from router.core.store.tickets import Ticket
 
@@ -26,12 +28,8 @@ SYSTEM_EVENT_KINDS = ("sla.warning", "sla.breach", "ticket.updated", "ticket.reo
 """Event kinds shown on the timeline. Routing events (`ticket.assigned`, `ticket.queued`, …) come from
 `routing_log` instead, which holds their reasons; message and delivery events are the messages."""
 
-MESSAGING_WINDOW = {"whatsapp": timedelta(hours=24), "messenger": timedelta(hours=24),
-                    "instagram": timedelta(hours=24)}
-"""SPEC §2.12: these platforms take free-form replies only this long after the customer's last message."""
-
-CHANNEL_SETTING = {"telegram": "telegram_bot_token", "line": "line_channel_token", "whatsapp": "meta_app_secret",
-                   "messenger": "meta_app_secret", "instagram": "meta_app_secret"}
+CHANNEL_SETTING = {"telegram": "telegram_bot_token", "line": "line_channel_token", "whatsapp": "meta_access_token",
+                   "messenger": "meta_access_token", "instagram": "meta_access_token"}
 """The setting a channel needs before anything can be sent on it."""
 
 NOT_REPLY_CHANNELS = frozenset({"phone", *REPLY_CHANNEL})
@@ -319,12 +317,11 @@ def _refusal(channel: str, last_inbound_at: datetime | None, settings: Settings,
     setting = CHANNEL_SETTING.get(channel)
     if setting is not None and not getattr(settings, setting):
         return "not_configured", setting.upper()
-    window = MESSAGING_WINDOW.get(channel)
-    if window is not None:
-        if last_inbound_at is None:
-            return "never_wrote", ""
-        if now - last_inbound_at > window:
-            return "window_closed", str(int((now - last_inbound_at).total_seconds() // 3600))
+    ruling = channel_rules.availability(channel, last_inbound_at, now)
+    if isinstance(ruling, Unavailable):
+        hours = "" if ruling.last_customer_message_at is None else \
+            str(int((now - ruling.last_customer_message_at).total_seconds() // 3600))
+        return ruling.rule, hours
     return None
 
 

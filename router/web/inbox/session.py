@@ -24,9 +24,10 @@ COOKIE = "router_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_PAGE_FORM_BYTES = 256 * 1024
-"""A page's form (a reply, a note, an admin edit) is text: far below this. The declared length is
-required and checked before anything is read, and uvicorn never delivers more than it declares."""
+MAX_PAGE_FORM_BYTES = 1024 * 1024
+"""A page's form (a reply, a note, an admin edit) is text: a 50,000-character Japanese reply is ~450 KB
+URL-encoded. The declared length is required and checked before anything is read, and uvicorn never
+delivers more than it declares."""
 
 
 class SignInRequired(RouterError):

@@ -168,7 +168,7 @@ async def test_page_forms_need_a_bounded_declared_length(client):
     response = await client.post("/preferences", content=chunked(),
                                  headers={"Origin": ORIGIN, "Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 411
-    large = await client.post("/preferences", data={"csrf_token": token, "x": "a" * 300_000},
+    large = await client.post("/preferences", data={"csrf_token": token, "x": "a" * 1_100_000},
                               headers={"Origin": ORIGIN})
     assert large.status_code == 413
     page = await client.get("/preferences")

@@ -161,10 +161,10 @@ async def test_reply_channels_offered_with_the_reason_when_one_cannot_be_used(cl
     assert offered[""].startswith("Customer's latest channel: LINE (U77) — unavailable: the channel is not configured"
                                   " (LINE_CHANNEL_TOKEN)")
     assert re.search(r'<option value="" disabled>', html) and re.search(r'<option value="line" disabled>', html)
-    assert "unavailable: the channel is not configured (META_APP_SECRET)" in offered["whatsapp"]
+    assert "unavailable: the channel is not configured (META_ACCESS_TOKEN)" in offered["whatsapp"]
     assert re.search(r'<option value="email" selected>', html), "the first usable channel is not chosen"
 
-    configured = replace(config, settings=replace(config.settings, line_channel_token="t", meta_app_secret="s"))
+    configured = replace(config, settings=replace(config.settings, line_channel_token="t", meta_access_token="s"))
     import httpx
 
     from router.app import create_app

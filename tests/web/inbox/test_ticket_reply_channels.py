@@ -9,7 +9,7 @@ from router.config import Settings
 from router.core.store.timeline import reply_choices
 
 NOW = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
-SETTINGS = Settings(database_url=None, data_dir=None, config_path=None, meta_app_secret="s")  # type: ignore[arg-type]
+SETTINGS = Settings(database_url=None, data_dir=None, config_path=None, meta_access_token="s")  # type: ignore[arg-type]
 
 
 def test_the_address_is_the_newest_verified_else_the_newest_claimed():
