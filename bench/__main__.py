@@ -13,7 +13,7 @@ import asyncpg
 import uvloop
 
 from agents import store as agent_store
-from bench import ingest_bench, routing_bench, rss_bench, scale_bench, smtp_bench
+from bench import ingest_bench, routing_bench, rss_bench, scale_bench, smtp_bench, ticket_page_bench
 from router import db
 from router.config import Settings, demo_config_text, parse_config
 
@@ -96,7 +96,8 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
         print(f"  filled in {time.perf_counter() - started:.0f} s", flush=True)
         scan = await scale_bench.sla_scan_run(scale_pool, config)
         rows.append({"benchmark": f"SLA monitor scan, {args.tickets:,} tickets", "count": scan["events_per_scan"],
-                     "p50_ms": scan["p50_ms"], "p99_ms": scan["p99_ms"], "ratio": "target <= 100 ms per scan"})
+                     "p50_ms": scan["p50_ms"], "p99_ms": scan["p99_ms"],
+                     "ratio": f"target <= 50 ms per scan ({scan['p99_ms'] / 50:.0%} of it)"})
         listing = await scale_bench.inbox_list_run(scale_pool, replace(config, settings=replace(
             config.settings, api_token=BENCH_TOKEN)), BENCH_TOKEN)
         rows.append({"benchmark": f"inbox ticket list (API), {args.tickets:,} tickets", "count": 100,
@@ -111,6 +112,12 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
             rows.append({"benchmark": f"search: {kind}, {args.tickets:,} tickets", "count": 100,
                          "p50_ms": found["p50_ms"], "p99_ms": found["p99_ms"],
                          "ratio": f"target p99 <= 100 ms ({found['p99_ms'] / 100:.0%} of it)"})
+        ticket_page = await ticket_page_bench.run(scale_pool, config)
+        rows.append({"benchmark": f"ticket page HTML, 200 messages, among {args.tickets:,} tickets",
+                     "count": ticket_page["requests"], "p50_ms": ticket_page["p50_ms"],
+                     "p99_ms": ticket_page["p99_ms"],
+                     "ratio": f"target p99 <= 30 ms ({ticket_page['p99_ms'] / 30:.0%} of it);"
+                              f" {ticket_page['cpu_ms']} ms CPU/page, {ticket_page['page_kb']} KB"})
         await scale_pool.close()
 
     from bench import intake_memory_bench

@@ -194,7 +194,7 @@ async def sla_scan_run(pool: asyncpg.Pool, config: Config, rounds: int = 30) -> 
             transaction = conn.transaction()
             await transaction.start()
             started = time.perf_counter()
-            fired = len(await monitor.scan(conn, NOW, alerts=False, ref_prefix="T-"))
+            fired = len(await monitor.scan(conn, NOW, alerts=False, ref_prefix="T-", rules=config.sla))
             timings.append((time.perf_counter() - started) * 1000)
             await transaction.rollback()
     return _summary(timings) | {"events_per_scan": fired}
