@@ -375,7 +375,7 @@ async def test_japanese_interface(client, world):
 async def test_bad_list_requests_get_a_readable_page(client):
     await sign_in(client, "aiko@example.com")
     for params in ({"view": "bogus"}, {"cursor": "garbage"}, {"status": "done"}, {"priority": "asap"},
-                   {"shown": "0"}, {"assignee": "0"}, {"q": "x" * 501}):
+                   {"shown": "-1"}, {"assignee": "0"}, {"q": "x" * 501}):
         response = await client.get("/inbox", params=params)
         assert response.status_code == 422, params
         assert response.headers["content-type"].startswith("text/html"), params
