@@ -43,6 +43,7 @@ def create_app(config: Config, *, dsn: str | None = None, pool: asyncpg.Pool | N
                 await db.migrate(conn)
                 await agent_store.sync_from_config(conn, config.teams, config.agents)
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(svc.live.running(svc.pool, svc.clock))
             for worker in workers:
                 await stack.enter_async_context(_running(worker, svc))
             if reload_config is not None:

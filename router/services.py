@@ -14,6 +14,7 @@ from router.core.actions import Context
 from router.core.clock import Clock
 from router.core.errors import ServiceUnavailable
 from router.core.pipeline import Pipeline
+from router.live import LiveHub
 from router.metrics import Metrics
 from router.ratelimit import RateLimiter
 
@@ -30,6 +31,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     form_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_minute=10, burst=5))
     pool: asyncpg.Pool | None = None
+    live: LiveHub = field(default_factory=LiveHub)
     config_listeners: list[Callable[[Config], None]] = field(default_factory=list)
 
     def require_pool(self) -> asyncpg.Pool:

@@ -26,17 +26,19 @@ API_TOKEN = "e2e-token"
 
 
 class Serve:
-    """`router serve` with no DATABASE_URL: it starts (or reattaches to) PostgreSQL in its data dir.
+    """`router serve` with no DATABASE_URL: it starts (or reattaches to) PostgreSQL in its data dir; or,
+    with `database_url`, on another one's database (several processes on one database).
 
     The data dir is not under pytest's `tmp_path`: as root, PostgreSQL runs as another user, and every
     pytest session that starts (another one running at the same time, say) makes `/tmp/pytest-of-<user>`
     private again, locking that user out of its data mid-test. The log stays in `base`."""
 
-    def __init__(self, base: Path, *, relay_port: int | None = None) -> None:
+    def __init__(self, base: Path, *, relay_port: int | None = None, database_url: str | None = None,
+                 name: str = "serve") -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="router-e2e-"))
         self.pgdata = self.data_dir / "pg"
         self.http_port, self.smtp_port = free_port(), free_port()
-        self.log_path = base / "serve.log"
+        self.log_path = base / f"{name}.log"
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("DATABASE_URL", "ROUTER_CONFIG", "ROUTER_SMTP_RELAY")}
         self.env.update(ROUTER_DATA_DIR=str(self.data_dir), ROUTER_HTTP_PORT=str(self.http_port),
@@ -44,6 +46,8 @@ class Serve:
                         ROUTER_PUBLIC_URL=f"http://127.0.0.1:{self.http_port}")
         if relay_port is not None:
             self.env["ROUTER_SMTP_RELAY"] = f"smtp://127.0.0.1:{relay_port}"
+        if database_url is not None:  # another process's database: several `router serve` on one database
+            self.env["DATABASE_URL"] = database_url
         self.process: subprocess.Popen | None = None
 
     @property
@@ -158,9 +162,11 @@ def _process(pid: int) -> psutil.Process | None:
 
 
 @contextlib.contextmanager
-def serve_process(base: Path, *, relay_port: int | None = None) -> Iterator[Serve]:
-    """A started and ready `router serve`; stopped with its PostgreSQL however the test ends."""
-    serve = Serve(base, relay_port=relay_port)
+def serve_process(base: Path, *, relay_port: int | None = None, database_url: str | None = None,
+                  name: str = "serve") -> Iterator[Serve]:
+    """A started and ready `router serve`; stopped with its PostgreSQL however the test ends. With
+    `database_url` it uses that database (another `Serve`'s `dsn()`) instead of starting its own."""
+    serve = Serve(base, relay_port=relay_port, database_url=database_url, name=name)
     try:
         serve.start()
         serve.wait_ready()
