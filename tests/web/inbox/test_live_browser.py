@@ -15,13 +15,14 @@ from tests.conftest import post_message
 from tests.web.inbox.test_live import Pages, followed, hub, pages, server  # noqa: F401 (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()  # read once at import, not on the event loop
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not HAVE_CHROMIUM:
         pytest.skip(f"no Chromium at {CHROMIUM} (`apt-get install chromium`; `.ci/run` installs it)")
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
