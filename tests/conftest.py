@@ -20,14 +20,25 @@ import asyncpg
 import httpx
 import pytest
 from aiosmtpd.smtp import SMTP
+from argon2 import PasswordHasher
 
 from agents import store as agent_store
 from router import db
 from router.app import create_app
 from router.config import Config, Settings, demo_config_text, parse_config
+from router.core.actions import sessions as session_actions
 from router.core.clock import ManualClock
 
 API_TOKEN = "test-integration-token"
+# Passwords in tests are hashed with the cheapest argon2 parameters: the production cost (tens of ms
+# to most of a second of CPU per sign-in on this machine) bought nothing here and cost the suite over a
+# minute. Verification follows the parameters stored in each hash, so this covers sign-in too.
+# Processes the e2e tests start (`router serve`) keep the production parameters.
+_cheap_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+agent_store._hasher = _cheap_hasher
+session_actions._hasher = _cheap_hasher
+session_actions._UNKNOWN_ACCOUNT_HASH = _cheap_hasher.hash("an account that does not exist")
+
 TEMPLATE_DB = "router_template"
 _numbers = itertools.count(1)
 
