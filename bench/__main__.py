@@ -120,6 +120,11 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
                               f" {ticket_page['cpu_ms']} ms CPU/page, {ticket_page['page_kb']} KB"})
         await scale_pool.close()
 
+    from bench import live_bench
+
+    rows.append(live_bench.row(await live_bench.run(await fresh_database(server_uri, "bench_live"),
+                                                    str(data_dir / "live"))))
+
     from bench import intake_memory_bench
 
     memory = await intake_memory_bench.run(await fresh_database(server_uri, "bench_intake_memory"),

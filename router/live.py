@@ -19,7 +19,10 @@ rare; the price of the wait is paid only behind a rolled-back transaction, once.
 
 A page that cannot keep up (its queue of `queue_limit` items is full) is dropped rather than waited
 for, so no page ever slows the others or the follower; it reconnects and catches up from the table
-(`catch_up`) from the last event id it saw.
+(`catch_up`) from the last event id it saw. A page whose write has hung for `send_timeout` (it reads
+nothing and its socket buffers are full) is abandoned by the same loop. Under a stream of events a
+page gets a chunk every `batch_seconds` at most, covering everything since the last: the cost of a
+page is a write per batch, whatever the rate of events.
 
 Presence (who has a ticket open, who types) is polled the same way, once per process, for the
 tickets the connected pages watch (`router.core.store.presence`).
@@ -39,7 +42,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
@@ -53,9 +56,12 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 """How often the follower looks for new events while none come."""
-BATCH_SECONDS = 0.5
-"""The least time between two batches: under a stream of events each page gets at most two chunks a
-second, each covering everything since the last, instead of one per event."""
+BATCH_SECONDS = 0.6
+"""The least time between two batches: under a stream of events each page gets a chunk covering
+everything since the last, not one per event. A page costs the server one socket write per batch
+(`make bench`: tens of microseconds, most of it the write itself), so this sets what 500 open pages
+cost while tickets pour in, against how late an event may reach them (SPEC §4: p99 <= 1 s; this
+spacing plus a read and the fan-out)."""
 GAP_WAIT_SECONDS = 1.0
 """How long events are held behind a missing id before it is given up on (see the module docstring)."""
 LATE_WATCH_SECONDS = 30.0
@@ -69,6 +75,9 @@ PRESENCE_SECONDS = 1.0
 QUEUE_LIMIT = 64
 """Items waiting for one page before it counts as too slow and is dropped (about half a minute of
 batches; a healthy page drains its queue in milliseconds)."""
+SEND_TIMEOUT_SECONDS = 10.0
+"""A write to a page that has not finished within this long (the client reads nothing and its socket
+buffers are full): the page is abandoned, its connection closed."""
 REPLAY_LIMIT = 10_000
 """Events a reconnecting page may catch up on; further behind, it is told to reload."""
 BACKOFF_MAX_SECONDS = 5.0
@@ -109,6 +118,7 @@ class Heartbeat:
 
 
 HEARTBEAT: Final = Heartbeat()
+ABANDONED: Final = "abandoned"
 RELOAD: Final = "reload"
 """`catch_up`'s answer to a page too far behind (or from before the database was replaced)."""
 
@@ -129,9 +139,23 @@ class Subscription:
         self.skip_late: frozenset[int] = frozenset()
         """Late ids the page already got in its catch-up."""
         self.ended: str | None = None
+        self.writing_since: float | None = None
+        """When the stream's current write to the page began, None between writes."""
         self._limit = limit
         self._items: deque[Item] = deque()
         self._wake = asyncio.Event()
+        self._consumer: asyncio.Task[Any] | None = None
+
+    def consumed_by(self, task: asyncio.Task[Any] | None) -> None:
+        """The task streaming to the page: cancelled if a write to the page gets stuck."""
+        self._consumer = task
+
+    def abandon(self) -> None:
+        """The page stopped reading: end the stream and break off the write it is stuck in. A
+        watchdog instead of a timeout around every write, which would cost a timer per write."""
+        self.end(ABANDONED)
+        if self._consumer is not None:
+            self._consumer.cancel()
 
     def offer(self, item: Item) -> None:
         if self.ended is not None:
@@ -176,13 +200,15 @@ class LiveHub:
 
     def __init__(self, *, poll_seconds: float = POLL_SECONDS, batch_seconds: float = BATCH_SECONDS,
                  gap_wait: float = GAP_WAIT_SECONDS, queue_limit: int = QUEUE_LIMIT,
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS, presence_seconds: float = PRESENCE_SECONDS) -> None:
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, presence_seconds: float = PRESENCE_SECONDS,
+                 send_timeout: float = SEND_TIMEOUT_SECONDS) -> None:
         self.poll_seconds = poll_seconds
         self.batch_seconds = batch_seconds
         self.gap_wait = gap_wait
         self.queue_limit = queue_limit
         self.heartbeat_seconds = heartbeat_seconds
         self.presence_seconds = presence_seconds
+        self.send_timeout = send_timeout
         self.cursor: int | None = None
         """Every visible event up to this id has been handed out (or given up on)."""
         self.closing = False
@@ -289,6 +315,7 @@ class LiveHub:
             now = time.monotonic()
             if now - last_heartbeat >= self.heartbeat_seconds:
                 last_heartbeat = now
+                self._abandon_stuck(now)
                 self._hand_out(HEARTBEAT)
             delay = self.poll_seconds
             try:
@@ -388,6 +415,12 @@ class LiveHub:
             for subscription in self._subscriptions:
                 if number in subscription.watch:
                     subscription.offer(update)
+
+    def _abandon_stuck(self, now: float) -> None:
+        for subscription in list(self._subscriptions):
+            since = subscription.writing_since
+            if since is not None and now - since > self.send_timeout:
+                subscription.abandon()
 
     def _hand_out(self, item: Item) -> None:
         for subscription in self._subscriptions:

@@ -23,7 +23,6 @@ stream `live.js` had to open anew).
 from __future__ import annotations
 
 import functools
-import json
 
 from markupsafe import Markup
 from starlette.requests import Request
@@ -68,17 +67,13 @@ def resume_point(request: Request) -> int | None:
     return None
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _ticket_frame(batch: Batch, number: int) -> bytes:
     key = ("ticket", number)
     if key not in batch.encoded:
         rows = batch.by_ticket[number]
         kinds = list(dict.fromkeys(row.kind for row in rows))
-        batch.encoded[key] = frame(f"ticket-{ref(number)}", _json(
-            {"id": rows[-1].id, "ref": ref(number), "kind": rows[-1].kind, "kinds": kinds, "events": len(rows)}))
+        batch.encoded[key] = json_frame(f"ticket-{ref(number)}", {
+            "id": rows[-1].id, "ref": ref(number), "kind": rows[-1].kind, "kinds": kinds, "events": len(rows)})
     return batch.encoded[key]
 
 
@@ -97,7 +92,7 @@ def _common_frames(batch: Batch, with_id: bool) -> bytes:
                                        "events": len(tickets), "kinds": sorted({row.kind for row, _ in tickets}),
                                        "refs": refs, "late": batch.late}))
         last = len(messages) - 1
-        batch.encoded[key] = b"".join(frame(name, _json(data), batch.last if with_id and index == last else None)
+        batch.encoded[key] = b"".join(json_frame(name, data, batch.last if with_id and index == last else None)
                                       for index, (name, data) in enumerate(messages))
     return batch.encoded[key]
 

@@ -1,9 +1,9 @@
 """The Server-Sent Events wire format and the response that streams one page's subscription.
 
 Hand-written rather than a library's streaming response because of what it must do besides writing
-frames: end the stream the moment the follower drops the page (too slow) or the server stops, bound
-every write (a client that stopped reading must not hold a task forever), and notice a browser that
-went away (uvicorn reports it through `receive`, not through `send`).
+frames: end the stream the moment the follower drops the page (too slow) or the server stops, let
+the follower break off a write a client stopped reading (`Subscription.abandon`), and notice a
+browser that went away (uvicorn reports it through `receive`, not through `send`).
 """
 
 from __future__ import annotations
@@ -12,20 +12,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from router.live import HEARTBEAT, Item, LiveHub, Subscription
+from router.live import ABANDONED, HEARTBEAT, Item, LiveHub, Subscription
 
 log = logging.getLogger(__name__)
 
 RETRY_MILLISECONDS = 3000
 """How long a browser waits before reconnecting a stream that ended."""
-SEND_TIMEOUT_SECONDS = 10.0
-"""A chunk a client has not taken within this long (its socket buffers are full): the client is gone
-or stuck, and the stream is abandoned."""
 KEEPALIVE = b": keep-alive\n\n"
 STREAM_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
@@ -47,10 +45,6 @@ def json_frame(event: str, data: object, event_id: int | None = None) -> bytes:
 
 def retry_hint() -> bytes:
     return f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-
-
-class _Abandoned(Exception):
-    """The client took no data for `SEND_TIMEOUT_SECONDS`."""
 
 
 class EventStream(Response):
@@ -76,6 +70,7 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscription = self.subscription
+        subscription.consumed_by(asyncio.current_task())
         watcher = asyncio.create_task(self._end_on_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -94,8 +89,13 @@ class EventStream(Response):
             if subscription.ended == "too slow":
                 log.info("live updates: dropped a page that could not keep up; it will reconnect and catch up")
             await self._send(send, b"", more_body=False)
-        except _Abandoned:
-            log.info("live updates: a page took no data for %ss; closing its connection", SEND_TIMEOUT_SECONDS)
+        except asyncio.CancelledError:
+            if subscription.ended != ABANDONED:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel was the follower's watchdog, not a shutdown: finish normally
+            log.info("live updates: a page took no data for %ss; closing its connection", self.hub.send_timeout)
         except OSError as exc:  # a server that reports a vanished client by raising (ASGI spec 2.4)
             log.debug("live updates: a page went away: %r", exc)
         finally:
@@ -105,11 +105,9 @@ class EventStream(Response):
             self.hub.unsubscribe(subscription)
 
     async def _send(self, send: Send, body: bytes, *, more_body: bool = True) -> None:
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                await send({"type": "http.response.body", "body": body, "more_body": more_body})
-        except TimeoutError as exc:
-            raise _Abandoned from exc
+        self.subscription.writing_since = time.monotonic()
+        await send({"type": "http.response.body", "body": body, "more_body": more_body})
+        self.subscription.writing_since = None
 
     async def _end_on_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
