@@ -14,7 +14,6 @@ import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Dialog
 
 from tests.conftest import Sink, dsn_for, free_port
 from tests.e2e.helpers import API_TOKEN, ROOT, Serve
+from tests.e2e.test_email import mail
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -229,14 +229,7 @@ async def send_mail(served: Serve, *, sender: str, subject: str, text: str, html
                     **headers: str) -> EmailMessage:
     """An inbound mail over SMTP to the served intake, as a mail server delivers it; returns it (its
     Message-ID is what a reply must thread on)."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = "support@example.com"
-    message["Subject"] = subject
-    message["Message-ID"] = make_msgid(domain="customer.example")
-    for name, value in headers.items():
-        message[name.replace("_", "-")] = value
-    message.set_content(text)
+    message = mail(sender, subject, text, **headers)
     if html is not None:
         message.add_alternative(html, subtype="html")
     await aiosmtplib.send(message, hostname="127.0.0.1", port=served.smtp_port, timeout=10)
