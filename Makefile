@@ -17,8 +17,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/router serve
 
+# Tests run in two worker processes (pytest-xdist), each with its own embedded PostgreSQL: most of a
+# test's time is waiting on sockets and the database, so two workers fit the 10-minute budget.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: install
 	$(BIN)/python -m bench
