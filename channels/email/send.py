@@ -67,6 +67,8 @@ def build_message(config: Config, item: OutboxItem) -> EmailMessage:
     if payload.get("ticket_ref"):
         msg["X-Ticket-Ref"] = one_line(payload["ticket_ref"])
     msg.set_content(payload["text"], charset="utf-8")
+    if payload.get("html"):  # built by us (the survey's buttons), never from what a customer sent
+        msg.add_alternative(payload["html"], subtype="html", charset="utf-8")
     _check_headers(msg)
     return msg
 

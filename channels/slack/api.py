@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from channels.slack import blocks
-from router.core.chat import ChatError, Content
+from router.core.chat import ChatError, Content, LowScore
 from sla.alerts import BurstSummary, Digest, TicketCard
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def render(content: Content) -> blocks.Message:
         return blocks.summary(content)
     if isinstance(content, Digest):
         return blocks.digest(content)
+    if isinstance(content, LowScore):
+        return blocks.low_score(content)
     raise TypeError(f"no Slack layout for {type(content).__name__}")
 
 

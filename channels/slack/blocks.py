@@ -21,6 +21,7 @@ from channels.slack.payloads import (
     REASON_BLOCK,
     REASSIGN_CALLBACK,
 )
+from router.core.chat import LowScore
 from sla.alerts import BurstSummary, CardState, Digest, SummaryLine, TicketCard
 
 Block = dict[str, Any]
@@ -154,6 +155,11 @@ def at_risk_list(team: str | None, lines: Sequence[SummaryLine], at_risk_url: st
     text = f"{len(lines)} ticket{'s' if len(lines) != 1 else ''} at risk for {who}"
     return text, [_section(f"*{escape(text)}* · <{at_risk_url}|Open the At risk view> · `/sla T-1042` shows one"
                            " with its buttons"), *_lines(lines)]
+
+
+def low_score(low: LowScore) -> Message:
+    text = f"Low satisfaction score: {low.customer} rated {low.ref} {low.score}/5"
+    return text, [_section(f":small_red_triangle_down: *{escape(text)}* · <{low.url}|Open {escape(low.ref)}>")]
 
 
 def notice(text: str) -> Message:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from router.config import Config
-from router.core.chat import ChatError, ChatPort
+from router.core.chat import ChatError, ChatPort, LowScore
 from router.core.clock import Clock
 from router.core.delivery import OutboxItem, Refused, RetryLater
 from router.core.refs import ref
@@ -103,6 +103,10 @@ class AlertDelivery:
         try:
             if item.kind == "slack_digest":
                 await self.port.post(item.payload["channel"], digest_from_payload(item.payload))
+            elif item.kind == "csat_low":
+                payload = item.payload
+                await self.port.post(payload["channel"], LowScore(payload["ref"], payload["score"], payload["customer"],
+                                                                  payload["url"]))
             elif item.ticket_id is not None:
                 await self._deliver_card(item.ticket_id, alert=item.kind == "sla_alert")
         except ChatError as exc:

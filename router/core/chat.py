@@ -7,11 +7,23 @@ into the core's tables, and the core never imports Slack.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from sla.alerts import BurstSummary, Digest, TicketCard
 
-Content = TicketCard | BurstSummary | Digest
+
+@dataclass(frozen=True)
+class LowScore:
+    """A customer rated a ticket 1 or 2 of 5: the team hears at once, with a link to the ticket."""
+
+    ref: str
+    score: int
+    customer: str
+    url: str
+
+
+Content = TicketCard | BurstSummary | Digest | LowScore
 
 
 class ChatError(Exception):

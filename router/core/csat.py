@@ -355,5 +355,4 @@ async def _tell_the_team(conn: asyncpg.Connection, config: Config, survey: Surve
     who = survey.customer_name or "A customer"
     await outbox.enqueue(conn, key=f"csat-low:{survey.id}", kind="csat_low", channel="slack", now=now,
                          ticket_id=survey.ticket_id, payload={
-                             "channel": destination, "ref": ticket_ref, "score": score, "url": url,
-                             "text": f"Low satisfaction score: {who} rated {ticket_ref} {score}/5. {url}"})
+                             "channel": destination, "ref": ticket_ref, "score": score, "url": url, "customer": who})

@@ -52,6 +52,8 @@ async def test_solved_ticket_gets_a_survey_mail_and_one_click_records_the_score(
     assert survey["Auto-Submitted"] == "auto-replied"  # out-of-office answers stay out of the ticket
     scores = links(survey)
     assert sorted(scores) == [1, 2, 3, 4, 5]
+    html = survey.get_body(("html",))  # the same five links as buttons, for mail clients that show HTML
+    assert html is not None and html.get_content().count("/csat/") == 5
 
     page = await client.get(f"/csat/{scores[4]}", params={"score": "4"})
     assert page.status_code == 200

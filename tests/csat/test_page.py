@@ -10,7 +10,11 @@ from datetime import timedelta
 
 import pytest
 
+from channels.slack.api import SlackApi
+from router.core.alerts import AlertDelivery
 from router.core.csat import make_token
+from router.core.outbound import Dispatcher
+from tests.channels.slack.fake_slack import TOKEN, FakeSlack
 from tests.conftest import post_message
 from tests.csat.conftest import HOUR, LINK, reply_and_solve, survey_rows, with_csat
 
@@ -144,10 +148,20 @@ async def test_japanese_customers_get_a_japanese_survey_and_page(client, auth, c
     assert bad.status_code == 404 and "このリンクは無効です" in bad.text
 
 
+@pytest.fixture
+async def slack_server():
+    server = FakeSlack()
+    await server.start()
+    yield server
+    await server.stop()
+
+
 async def test_a_low_score_is_an_event_and_a_slack_message_for_the_team(client, auth, clock, scheduler, pool,
-                                                                        use_config, mail_config):
-    slack = replace(mail_config.settings, slack_bot_token="xoxb-test", slack_alert_channel="#support-leads")
-    await use_config(with_csat(replace(mail_config, settings=slack)))
+                                                                        use_config, mail_config, slack_server):
+    slack = replace(mail_config.settings, slack_bot_token=TOKEN, slack_alert_channel="#alerts",
+                    slack_api_url=slack_server.api_url)
+    slack_config = with_csat(replace(mail_config, settings=slack))
+    await use_config(slack_config)
     ref = await post_message(client, auth, "Refund please", email="ola@customer.example", name="Ola")
     await reply_and_solve(client, auth, ref)
     clock.advance(2 * HOUR)
@@ -159,10 +173,13 @@ async def test_a_low_score_is_an_event_and_a_slack_message_for_the_team(client, 
     assert await ticket_events(pool, ref) == ["csat.answered", "csat.low", "csat.answered", "csat.answered"]
     [alert] = await pool.fetch("SELECT channel, kind, payload FROM outbox WHERE kind = 'csat_low'")
     assert alert["channel"] == "slack"
-    assert alert["payload"]["channel"] == "#support-leads"
+    assert alert["payload"]["channel"] == "#alerts"
     assert (alert["payload"]["ref"], alert["payload"]["score"]) == (ref, 1)
-    assert alert["payload"]["text"] == (f"Low satisfaction score: Ola rated {ref} 1/5."
-                                        f" http://127.0.0.1:8000/inbox/{ref}")
+    delivery = AlertDelivery(pool, SlackApi(TOKEN, slack_server.api_url), clock, lambda: slack_config)
+    assert await Dispatcher(pool, {"slack": delivery}, clock).run_once() == 1
+    [posted] = slack_server.posts()
+    assert posted.text == f"Low satisfaction score: Ola rated {ref} 1/5"
+    assert f"<http://127.0.0.1:8000/inbox/{ref}|Open {ref}>" in posted.all_text()
 
 
 async def test_without_slack_a_low_score_is_only_an_event(surveyed, client, pool):

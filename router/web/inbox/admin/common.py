@@ -30,6 +30,7 @@ SECTIONS = (
     ("/admin/canned", "Canned responses"),
     ("/admin/sla", "SLA policies and calendars"),
     ("/admin/channels", "Channel status"),
+    ("/admin/kb", "Knowledge base"),
 )
 
 NOTICES = {

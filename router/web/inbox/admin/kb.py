@@ -24,14 +24,12 @@ from router.core.refs import ref as ticket_ref
 from router.core.store import kb as kb_store
 from router.core.store.sessions import SignedIn
 from router.web.http import services
-from router.web.inbox.admin.common import SECTIONS, field, page, path_id, viewer
+from router.web.inbox.admin.common import field, page, path_id, viewer
 from router.web.inbox.i18n import LANGUAGES, register
 from router.web.inbox.render import render
 from router.web.inbox.session import require_agent
 
 SECTION = "/admin/kb"
-KB_SECTIONS = SECTIONS if any(path == SECTION for path, _ in SECTIONS) else (*SECTIONS, (SECTION, "Knowledge base"))
-"""The admin navigation with this section, until `common.SECTIONS` lists it for every admin page."""
 STATS_DAYS = 30
 PICKER_RESULTS = 10
 MAX_PICKER_QUERY = 200
@@ -46,7 +44,7 @@ def _kb_page(request: Request, agent: SignedIn, template: str, context: dict[str
              status: int = 200) -> Response:
     """An admin page of this section: leads may edit here, so controls are live for them too."""
     notice = NOTICES.get(request.query_params.get("done", ""))
-    return page(request, agent, template, SECTION, {"sections": KB_SECTIONS, "can_edit": True,
+    return page(request, agent, template, SECTION, {"can_edit": True,
                                                     "notice": notice, **context}, status=status)
 
 
