@@ -23,7 +23,7 @@ from router.core.inbound import MAX_TEXT_CHARS, InboundMessage, IngestResult, st
 from router.core.ingest_plan import IngestPlan, plan_ingest
 from router.core.merge import merge_customers
 from router.core.refs import ref
-from router.core.store import attachments, customers, tickets
+from router.core.store import attachments, customers, suggestions, tickets
 from router.core.store.tickets import NewMessage, NewTicket, Ticket
 from sla import clocks
 from sla.policy import SlaPolicy, TicketFacts
@@ -156,6 +156,8 @@ class Pipeline:
             await attachments.store(conn, self.config.settings.data_dir, stored.message_id, message.attachments)
         ticket, rules = stored.after, self.config.sla
         due = None
+        if customer.suggestions:  # only a claim makes this extra statement
+            await suggestions.record(conn, customer.id, customer.suggestions, ticket.id, now)
         if plan.route:
             await self._route(conn, ticket, reopened=plan.reopen, now=now)
         if plan.start_clocks:

@@ -221,21 +221,29 @@ async def duplicates(conn: asyncpg.Connection, survivor_id: int, other_id: int) 
     return [(row["drop_id"], row["keep_id"]) for row in rows]
 
 
-async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int,
-               duplicates: Sequence[tuple[int, int]]) -> str:
-    """Fold customer `other_id` into `survivor_id`: identities move over, the survivor takes what it
-    lacks (name, language, timezone, a tier above standard), `other_id` points at it. Returns the
-    survivor's tier. Both rows are locked in id order; a concurrent merge that won is a Conflict."""
+async def lock_pair(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> dict[str, Any]:
+    """Lock both customers (in id order) for a merge and return the survivor's profile fields as they
+    are. A missing customer is NotFound; one merged already (a concurrent merge won) is a Conflict."""
     if survivor_id == other_id:
         raise InvalidInput("a customer cannot be merged with itself")
-    rows = await conn.fetch("SELECT id, merged_into FROM customers WHERE id = ANY($1::bigint[]) ORDER BY id"
-                            " FOR UPDATE", [survivor_id, other_id])
+    rows = await conn.fetch("SELECT id, name, tier, language, timezone, merged_into FROM customers"
+                            " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", [survivor_id, other_id])
     found = {row["id"]: row for row in rows}
     for wanted in (survivor_id, other_id):
         if wanted not in found:
             raise NotFound(f"no customer {wanted}")
         if found[wanted]["merged_into"] is not None:  # checked under the lock: a concurrent merge won
             raise Conflict(f"customer {wanted} was already merged into {found[wanted]['merged_into']}")
+    survivor = found[survivor_id]
+    return {"name": survivor["name"], "tier": survivor["tier"], "language": survivor["language"],
+            "timezone": survivor["timezone"]}
+
+
+async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int,
+               duplicates: Sequence[tuple[int, int]]) -> str:
+    """Fold customer `other_id` into `survivor_id` (both locked by `lock_pair`): identities move over,
+    the survivor takes what it lacks (name, language, timezone, a tier above standard), `other_id`
+    points at it. Returns the survivor's tier."""
     # Identities move over; of an identity both hold, the claim is dropped (`duplicates` said which).
     await conn.execute("DELETE FROM customer_identities WHERE id = ANY($1::bigint[])", [drop for drop, _ in duplicates])
     await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
@@ -248,6 +256,110 @@ async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int,
         " UPDATE customers SET merged_into = $1 WHERE id = $2 RETURNING (SELECT tier FROM s)",
         survivor_id, other_id)
     return tier
+
+
+async def unfold(conn: asyncpg.Connection, survivor_id: int, merged_id: int, moved: Sequence[asyncpg.Record],
+                 survivor_before: dict[str, Any]) -> None:
+    """Undo `fold` (both customers locked by the caller): every identity it moved returns to its
+    customer, then the claims it dropped come back under their own ids, the survivor gives back each
+    profile field it took over (unless someone changed it since), and the merged customer stands alone."""
+    await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE id = ANY($2::bigint[])"
+                       " AND customer_id = $3", merged_id,
+                       [r["identity_id"] for r in moved if not r["dropped"] and r["customer_id"] == merged_id],
+                       survivor_id)
+    dropped = [row for row in moved if row["dropped"]]
+    if dropped:
+        await conn.execute(
+            "INSERT INTO customer_identities (id, customer_id, kind, value, verified, created_at)"
+            " OVERRIDING SYSTEM VALUE SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],"
+            " $5::boolean[], $6::timestamptz[])",
+            [r["identity_id"] for r in dropped], [r["customer_id"] for r in dropped], [r["kind"] for r in dropped],
+            [r["value"] for r in dropped], [r["verified"] for r in dropped], [r["created_at"] for r in dropped])
+    await conn.execute(
+        "WITH o AS (UPDATE customers SET merged_into = NULL WHERE id = $2 RETURNING name, tier, language, timezone)"
+        " UPDATE customers s SET"
+        " name = CASE WHEN $3::text IS NULL AND s.name IS NOT DISTINCT FROM o.name THEN NULL ELSE s.name END,"
+        " tier = CASE WHEN $4::text = 'standard' AND s.tier = o.tier THEN 'standard' ELSE s.tier END,"
+        " language = CASE WHEN $5::text IS NULL AND s.language IS NOT DISTINCT FROM o.language THEN NULL"
+        "  ELSE s.language END,"
+        " timezone = CASE WHEN $6::text IS NULL AND s.timezone IS NOT DISTINCT FROM o.timezone THEN NULL"
+        "  ELSE s.timezone END"
+        " FROM o WHERE s.id = $1",
+        survivor_id, merged_id, survivor_before["name"], survivor_before["tier"], survivor_before["language"],
+        survivor_before["timezone"])
+
+
+async def lock_live(conn: asyncpg.Connection, customer_ids: Sequence[int]) -> dict[int, int | None]:
+    """Lock customers in id order; returns each one's `merged_into`."""
+    rows = await conn.fetch("SELECT id, merged_into FROM customers WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                            list(customer_ids))
+    return {row["id"]: row["merged_into"] for row in rows}
+
+
+async def live_id(conn: asyncpg.Connection, customer_id: int) -> int:
+    """The customer a (possibly merged) record now lives on, or NotFound."""
+    row = await conn.fetchrow(
+        "WITH RECURSIVE chain(id, merged_into, depth) AS (SELECT id, merged_into, 0 FROM customers WHERE id = $1"
+        " UNION ALL SELECT c.id, c.merged_into, chain.depth + 1 FROM customers c JOIN chain ON c.id = chain.merged_into"
+        " WHERE chain.depth < 100) SELECT id FROM chain WHERE merged_into IS NULL", customer_id)
+    if row is None:
+        raise NotFound(f"no customer {customer_id}")
+    found: int = row["id"]
+    return found
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds an identity: the verified owner (if any), and whether `customer_id` holds it."""
+
+    owner_id: int | None
+    held: bool
+    held_verified: bool
+
+
+async def holding(conn: asyncpg.Connection, customer_id: int, identity: Identity) -> Holding:
+    """Lock the identity's key, then read who holds it (verified) and whether `customer_id` does."""
+    await _lock_keys(conn, [identity.key, f"claim:{identity.key}"])
+    rows = await conn.fetch(
+        "SELECT ci.customer_id, ci.verified FROM customer_identities ci JOIN customers c ON c.id = ci.customer_id"
+        " WHERE ci.kind = $1 AND ci.value = $2 AND c.merged_into IS NULL", identity.kind, identity.value)
+    owner = next((row["customer_id"] for row in rows if row["verified"]), None)
+    mine = [row for row in rows if row["customer_id"] == customer_id]
+    return Holding(owner, bool(mine), bool(mine and mine[0]["verified"]))
+
+
+async def mark_verified(conn: asyncpg.Connection, customer_id: int, identity: Identity, now: datetime) -> int:
+    """`identity` is proved to be `customer_id`'s (nobody else holds it verified: the caller checked
+    under `holding`'s lock): their claim becomes verified, or the identity is added verified.
+    Returns its id."""
+    identity_id: int = await conn.fetchval(
+        "INSERT INTO customer_identities (customer_id, kind, value, verified, created_at) VALUES ($1, $2, $3, true, $4)"
+        " ON CONFLICT (customer_id, kind, value) DO UPDATE SET verified = true RETURNING id",
+        customer_id, identity.kind, identity.value, now)
+    return identity_id
+
+
+async def has_verified(conn: asyncpg.Connection, customer_id: int) -> bool:
+    """Does the customer hold any proved identity (a mailbox, a platform id), or only claims?"""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM customer_identities WHERE customer_id = $1 AND verified)", customer_id)
+    return found
+
+
+async def latest_ticket_id(conn: asyncpg.Connection, customer_id: int) -> int | None:
+    """The customer's active ticket, else their latest: where the timeline shows a change to them."""
+    ticket_id: int | None = await conn.fetchval(
+        "SELECT id FROM tickets WHERE customer_id = $1 ORDER BY status IN ('open', 'pending') DESC, created_at DESC"
+        " LIMIT 1", customer_id)
+    return ticket_id
+
+
+async def language_of(conn: asyncpg.Connection, customer_id: int) -> str | None:
+    """The customer's language, else the language of their latest ticket."""
+    language: str | None = await conn.fetchval(
+        "SELECT COALESCE(c.language, (SELECT t.language FROM tickets t WHERE t.customer_id = c.id"
+        " ORDER BY t.created_at DESC LIMIT 1)) FROM customers c WHERE c.id = $1", customer_id)
+    return language
 
 
 async def tier_of(conn: asyncpg.Connection, customer_id: int) -> str:

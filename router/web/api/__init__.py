@@ -14,8 +14,7 @@ routes = [
     Route("/api/v1/tickets/{ref}/notes", tickets.add_note, methods=["POST"]),
     Route("/api/v1/tickets/{ref}/replies", tickets.post_reply, methods=["POST"]),
     Route("/api/v1/tickets/{ref}/assign", tickets.assign_ticket, methods=["POST"]),
-    Route("/api/v1/customers/{id:int}", customers.get_customer, methods=["GET"]),
-    Route("/api/v1/customers/{id:int}/merge", customers.merge_customers, methods=["POST"]),
+    *customers.routes,
     Route("/api/v1/agents", agents.list_agents, methods=["GET"]),
     Route("/api/v1/agents/{id}", agents.patch_agent, methods=["PATCH"]),
 ]

@@ -10,13 +10,14 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from router.web.inbox import admin, auth, lists, live, ticket
+from router.web.inbox import admin, auth, lists, live, ticket, ticket_identity
 from router.web.inbox.render import STATIC, STATIC_PREFIX
 
 routes: list[BaseRoute] = [
     *auth.routes,
     *lists.routes,
     *ticket.routes,
+    *ticket_identity.routes,
     *live.routes,
     *admin.routes,
     Mount(STATIC_PREFIX.rstrip("/"), StaticFiles(directory=STATIC), name="inbox-static"),
