@@ -7,8 +7,9 @@ Message events from one-to-one chats become messages from the proved identity `l
 their one-time reply token goes into the metadata, so a reply sent within about a minute is free
 (`channels.line.send`). Images, videos, audio and files are noted in the text and referenced by
 their message id (LINE serves the content from its content API; it is not downloaded here).
-Group and room chats, follows, postbacks and every other event are acknowledged and logged: the
-platform would only retry them. A redelivered event has the same message id and is stored once.
+Group and room chats, follows, postbacks, anything from our own bot (the webhook's `destination`)
+and every other event are acknowledged and logged: the platform would only retry them. A
+redelivered event has the same message id and is stored once.
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ def verify_signature(request: RawRequest, channel_secret: str) -> None:
 def parse(request: RawRequest, secrets: LineSecrets) -> list[InboundMessage]:
     """The customer messages in a signed LINE webhook (LINE's URL check sends none: `events: []`)."""
     verify_signature(request, secrets.channel_secret)
-    events = json_object(request.body).get("events")
+    data = json_object(request.body)
+    events = data.get("events")
     if not isinstance(events, list):
         raise MalformedBody("a LINE webhook has an `events` list")
+    bot = data.get("destination")  # the user id of our own bot, which received these events
     messages = []
     for event in events:
-        message = _message(event if isinstance(event, dict) else {})
+        message = _message(event if isinstance(event, dict) else {}, bot if isinstance(bot, str) else None)
         if message is not None:
             messages.append(message)
     return messages
@@ -74,7 +77,7 @@ def _note(kind: str, detail: str | None = None) -> str:
     return f"[{kind}: {detail}]" if detail else f"[{kind}]"
 
 
-def _message(event: dict[str, Any]) -> InboundMessage | None:
+def _message(event: dict[str, Any], bot: str | None) -> InboundMessage | None:
     kind = event.get("type")
     source = _dict(event.get("source"))
     if kind != "message":
@@ -83,6 +86,9 @@ def _message(event: dict[str, Any]) -> InboundMessage | None:
     if source.get("type") != "user":
         log.info("line: ignored a message in a %r chat (only one-to-one chats are support conversations)",
                  source.get("type"))
+        return None
+    if bot is not None and source.get("userId") == bot:
+        log.info("line: ignored a message from our own bot")  # answering ourselves would loop
         return None
     body = _dict(event.get("message"))
     user, message_id = _text(source.get("userId")), _text(body.get("id"))

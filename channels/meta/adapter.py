@@ -7,9 +7,11 @@ constant time before the body is parsed (see `channels.base` for the contract).
 
 What becomes a customer message: texts, attachments (noted in the text, referenced in the metadata:
 the platform's URLs and media ids, never downloaded here), locations, shared contacts, button and
-postback answers. What never does: echoes of what our page sent (`is_echo`), delivery and read
-receipts, reactions. WhatsApp `statuses` for messages we sent come back as `StatusUpdate`s, matched to
-our message through `biz_opaque_callback_data`, which our sender sets to the message's external id.
+postback answers. What never does, so we never answer ourselves (issue 11 §5): echoes of what our
+page sent (`is_echo`, or a sender that is our page or account), messages from our own WhatsApp
+business number, delivery and read receipts, reactions. WhatsApp `statuses` for messages we sent
+come back as `StatusUpdate`s, matched to our message through `biz_opaque_callback_data`, which our
+sender sets to the message's external id.
 Anything else is acknowledged and logged, never an error: the platform would only retry it.
 
 Identities: the platform user id (`messenger`, `instagram`, `whatsapp`) is proved; WhatsApp's `wa_id`
@@ -93,9 +95,14 @@ def verify_subscription(params: Mapping[str, str], verify_token: str) -> str:
     return challenge
 
 
+def signature(body: bytes, app_secret: str) -> str:
+    """What Meta sends in `X-Hub-Signature-256` for `body`."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def verify_signature(request: RawRequest, app_secret: str) -> None:
     scheme, _, given = request.headers.get(SIGNATURE_HEADER, "").partition("=")
-    expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
+    expected = signature(request.body, app_secret).partition("=")[2]
     if scheme.strip().lower() != "sha256" or not hmac.compare_digest(given.strip().lower().encode(),
                                                                      expected.encode()):
         raise Unauthorized("X-Hub-Signature-256 is missing or does not match the body"
@@ -132,6 +139,10 @@ def _id(value: object) -> str | None:
     if isinstance(value, str) and value.strip() and storable_text(value):
         return value.strip()
     return None
+
+
+def _digits(value: str) -> str:
+    return "".join(char for char in value if char.isdigit())
 
 
 def _text(value: object) -> str | None:
@@ -256,11 +267,15 @@ def _whatsapp_messages(value: dict[str, Any]) -> Iterator[InboundMessage]:
     business = _dict(value.get("metadata"))
     names = {_id(contact.get("wa_id")): _text(_dict(contact.get("profile")).get("name"))
              for contact in map(_dict, _list(value.get("contacts")))}
+    ours = _id(business.get("display_phone_number"))
     for message in map(_dict, _list(value.get("messages"))):
         kind = message.get("type")
         sender, mid = _id(message.get("from")), _id(message.get("id"))
         if kind in WHATSAPP_SKIPPED:
             log.debug("meta: skipped a WhatsApp %s (not a customer message)", kind)
+            continue
+        if sender is not None and ours is not None and _digits(sender) == _digits(ours):
+            log.info("meta: skipped a WhatsApp message from our own business number")  # answering it would loop
             continue
         if sender is None or mid is None:
             log.warning("meta: ignored a WhatsApp message without a sender or an id")
@@ -273,6 +288,8 @@ def _whatsapp_messages(value: dict[str, Any]) -> Iterator[InboundMessage]:
         metadata: dict[str, Any] = {"attachments": refs} if refs else {}
         if _id(business.get("phone_number_id")):
             metadata["phone_number_id"] = _id(business.get("phone_number_id"))
+        if sent := _unix(message.get("timestamp")):
+            metadata["sent_at"] = sent.isoformat()  # the 24-hour window runs from here (`channel_rules`)
         yield InboundMessage(channel="whatsapp", identities=tuple(identities), text=text, external_id=mid,
                              sender_name=single_line(names.get(sender)), metadata=metadata)
 

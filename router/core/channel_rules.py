@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 REPLY_WINDOW = timedelta(hours=24)
 """WhatsApp, Messenger and Instagram take free-form messages only this long after the customer's
-last message on that platform; after it, only pre-approved templates (which we do not send)."""
+last message on that platform; after it, only pre-approved templates: WhatsApp replies go out as the
+configured one (`[whatsapp] reply_templates`) when there is one, else they are refused."""
 
 WINDOWED = {"whatsapp": "WhatsApp", "messenger": "Messenger", "instagram": "Instagram"}
 
@@ -25,9 +26,11 @@ CHANNEL_NAMES = {**WINDOWED, "line": "LINE", "telegram": "Telegram", "email": "e
 
 @dataclass(frozen=True)
 class Available:
-    """A free-form reply can go out now; `until` is when the platform's window closes (None: no window)."""
+    """A reply can go out now; `until` is when the platform's window closes (None: no window).
+    `template`: outside WhatsApp's window, as the configured reply template."""
 
     until: datetime | None = None
+    template: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,18 +50,22 @@ def channel_name(channel: str) -> str:
     return CHANNEL_NAMES.get(channel, channel)
 
 
-def availability(channel: str, last_customer_message_at: datetime | None, now: datetime) -> Availability:
-    """Whether an agent may send a free-form reply on `channel` now, given when the customer last
-    wrote on it (their latest non-automated inbound message there, across all their tickets)."""
+def availability(channel: str, last_customer_message_at: datetime | None, now: datetime, *,
+                 whatsapp_template: bool = False) -> Availability:
+    """Whether an agent may send a reply on `channel` now, given when the customer last wrote on it
+    (their latest non-automated inbound message there, across all their tickets), and whether a
+    WhatsApp reply template is configured for when the window is closed."""
     name = WINDOWED.get(channel)
     if name is None:
         return Available()
+    closes = last_customer_message_at + REPLY_WINDOW if last_customer_message_at is not None else None
+    if closes is not None and now < closes:
+        return Available(until=closes)
+    if channel == "whatsapp" and whatsapp_template:
+        return Available(template=True)
     rule = f"{name} allows free-form replies only within 24 hours of the customer's last {name} message"
     if last_customer_message_at is None:
         return Unavailable("never_wrote", f"{rule}, and this customer has never written on {name}")
-    closes = last_customer_message_at + REPLY_WINDOW
-    if now < closes:
-        return Available(until=closes)
     hours = int((now - last_customer_message_at).total_seconds() // 3600)
     return Unavailable("window_closed",
                        f"{rule}; their last one was {hours} hours ago"
@@ -76,10 +83,27 @@ def too_long(channel: str, text: str) -> str | None:
 
 def reply_context(channel: str, metadata: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
     """What a channel's sender needs from the customer's latest message there to answer it, to be put
-    in the outbox item's payload: WhatsApp's business number that received it (`phone_number_id`),
-    LINE's one-time reply token and when we received it (the token is free but valid about a minute)."""
-    if channel == "whatsapp" and isinstance(metadata.get("phone_number_id"), str):
-        return {"phone_number_id": metadata["phone_number_id"]}
+    in the outbox item's payload: WhatsApp's business number that received it (`phone_number_id`) and
+    when its window closes (a retry after that goes out as the reply template, `channels.meta.send`),
+    LINE's one-time reply token and when we received it (the token is free but valid about a minute
+    after LINE delivers the webhook). WhatsApp's window runs from when the customer sent the message
+    (`sent_at`, WhatsApp's timestamp) if that was earlier than its webhook reached us: a webhook
+    redelivered hours later does not move WhatsApp's window."""
+    if channel == "whatsapp":
+        opened = min(received_at, _sent_at(metadata) or received_at)
+        context = {"window_closes_at": (opened + REPLY_WINDOW).isoformat()}
+        if isinstance(metadata.get("phone_number_id"), str):
+            context["phone_number_id"] = metadata["phone_number_id"]
+        return context
     if channel == "line" and isinstance(metadata.get("reply_token"), str):
         return {"reply_token": metadata["reply_token"], "reply_token_at": received_at.isoformat()}
     return {}
+
+
+def _sent_at(metadata: Mapping[str, Any]) -> datetime | None:
+    value = metadata.get("sent_at")
+    try:
+        sent = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return sent if sent is not None and sent.tzinfo is not None else None

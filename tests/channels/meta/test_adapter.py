@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from channels.base import RawRequest
-from channels.meta.adapter import MetaSecrets, parse, verify_subscription
+from channels.meta.adapter import MetaSecrets, parse, signature, verify_signature, verify_subscription
 from router.core.errors import Forbidden, MalformedBody, Unauthorized
 from router.core.inbound import Identity
 
@@ -46,7 +46,8 @@ def test_a_whatsapp_text_becomes_a_message_from_the_wa_id_and_its_verified_phone
     assert message.text == "Does it come in another color?"
     assert message.external_id == "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
     assert message.sender_name == "Sheena Nelson"
-    assert message.metadata == {"phone_number_id": "106540352242922"}  # the business number replies go from
+    # The business number replies go from, and when the customer sent it (WhatsApp's window starts then).
+    assert message.metadata == {"phone_number_id": "106540352242922", "sent_at": "2025-06-08T20:59:43+00:00"}
 
 
 def test_whatsapp_media_locations_and_answers_are_noted_and_reactions_are_no_messages() -> None:
@@ -134,6 +135,16 @@ def test_a_missing_or_wrong_signature_is_refused(headers: dict[str, str]) -> Non
     body = (FIXTURES / "whatsapp_text.json").read_bytes()
     with pytest.raises(Unauthorized, match="X-Hub-Signature-256"):
         parse(RawRequest(headers, body), MetaSecrets(SECRET))
+
+
+def test_the_signature_matches_a_published_example() -> None:
+    """Meta publishes no test vector for `X-Hub-Signature-256`; GitHub's webhook documentation does,
+    for the same header and scheme (hex HMAC-SHA256 of the raw body, `sha256=` prefix)."""
+    published = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert signature(b"Hello, World!", "It's a Secret to Everybody") == published
+    verify_signature(RawRequest({"x-hub-signature-256": published}, b"Hello, World!"), "It's a Secret to Everybody")
+    with pytest.raises(Unauthorized):
+        verify_signature(RawRequest({"x-hub-signature-256": published}, b"Hello, World?"), "It's a Secret to Everybody")
 
 
 def test_a_tampered_body_or_another_secret_fails_the_signature() -> None:

@@ -33,7 +33,9 @@ async def graph() -> AsyncIterator[FakePlatform]:
 
 
 def item(channel: str, to: str, **extra: str) -> OutboxItem:
-    payload = {"to": to, "text": "Your refund went out today.", "message_id": "outbox:reply:7:abc", **extra}
+    """An item answering a customer whose WhatsApp window is still open."""
+    payload = {"to": to, "text": "Your refund went out today.", "message_id": "outbox:reply:7:abc",
+               "window_closes_at": "2099-01-01T00:00:00+00:00", **extra}
     return OutboxItem(id=1, idempotency_key="reply:7:abc", kind="reply", channel=channel, ticket_id=7,
                       payload=payload, attempts=1)
 
