@@ -158,8 +158,10 @@ def at_risk_list(team: str | None, lines: Sequence[SummaryLine], at_risk_url: st
 
 
 def low_score(low: LowScore) -> Message:
-    text = f"Low satisfaction score: {low.customer} rated {low.ref} {low.score}/5"
-    return text, [_section(f":small_red_triangle_down: *{escape(text)}* · <{low.url}|Open {escape(low.ref)}>")]
+    """The customer's name is theirs to choose: escaped in the notification text too, so a name such as
+    `<!channel>` is shown, never obeyed."""
+    text = escape(f"Low satisfaction score: {low.customer} rated {low.ref} {low.score}/5")
+    return text, [_section(f":small_red_triangle_down: *{text}* · <{low.url}|Open {escape(low.ref)}>")]
 
 
 def notice(text: str) -> Message:
