@@ -1,20 +1,22 @@
-"""One message of the ticket timeline as HTML (`<li>`), drawn in Python rather than in Jinja.
+"""The messages of the ticket timeline as HTML (`<li>`), drawn in Python rather than in Jinja.
 
 Why: a ticket page with 200 messages spent two thirds of its time in the Jinja loop that drew them
-(every `{{ }}` there is an attribute lookup, an escape and a yield through the layout's generators);
-this draws the same markup in about a third of the time (bench/ticket_page_bench.py). Everything else
-on the page, system entries included, stays in the templates. Every value from the database goes
-through `escape`; the fixed words are translated and escaped once per page.
+(every `{{ }}` there is an attribute lookup, an escape and a yield through the layout's generators).
+Here a run of consecutive messages is drawn by one call, and the pieces that repeat from message to
+message (channel badges, the sender line, fixed words) are escaped once per page and reused; what
+is left per message is its own text, times and ids (bench/ticket_page_bench.py). System entries stay
+in the templates. Every value from the database goes through `escape`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from router.core.store.timeline import Attachment, Delivery, Message
+from router.core.store.timeline import Attachment, Delivery, Message, TimelineEntry
 
 FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 """The email's HTML frame: links may open a new tab (outside the sandbox); no scripts, no same origin,
@@ -33,38 +35,77 @@ def size(count: int) -> str:
     return f"{count / (1024 * 1024):.1f} MB"
 
 
+def local_minutes(value: datetime, zone: ZoneInfo) -> str:
+    """`value` in `zone` as "YYYY-MM-DD HH:MM" (what `render`'s `local_time` shows by default, without
+    `strftime`, which costs more than the rest of a message's head)."""
+    return value.astimezone(zone).replace(tzinfo=None).isoformat(" ", "minutes")
+
+
+def time_tag(value: datetime | None, zone: ZoneInfo) -> Markup:
+    """`<time>` with `value` in `zone` (the templates' `when(value)`); empty for None."""
+    if value is None:
+        return Markup("")
+    return Markup(f'<time datetime="{value.isoformat()}">{local_minutes(value, zone)}</time>')
+
+
+def runs(entries: Iterable[TimelineEntry]) -> list[list[TimelineEntry]]:
+    """`entries` cut into runs of consecutive messages and single system entries, so the template
+    makes one call per run of messages instead of one per message."""
+    grouped: list[list[TimelineEntry]] = []
+    for entry in entries:
+        if entry.entry == "message" and grouped and grouped[-1][0].entry == "message":
+            grouped[-1].append(entry)
+        else:
+            grouped.append([entry])
+    return grouped
+
+
 class MessageHtml:
     """Draws messages for one page: `ref`, the names of channels and outbound kinds in the page's
-    language, its `translate` (`_`) and `local_time`."""
+    language, its `translate` (`_`) and its `timezone` (times read as `render`'s `local_time` shows
+    them: "2026-11-24 09:27")."""
 
     def __init__(self, ref: str, names: Mapping[str, Mapping[str, str]], translate: Callable[..., str],
-                 local_time: Callable[[datetime], str]) -> None:
+                 timezone: str) -> None:
         self.ref = escape(ref)
         self.channels = names["channels"]
         self.kinds = names["outbound_kinds"]
         self.translate = translate
-        self.local_time = local_time
+        self.zone = ZoneInfo(timezone)
         self.words = {word: escape(translate(word)) for word in _WORDS}
+        self._pieces: dict[Hashable, str] = {}
+        """Escaped pieces that repeat from message to message, drawn once per page."""
 
     def channel(self, name: str) -> str:
         return self.channels.get(name, name)
 
-    def __call__(self, m: Message) -> Markup:
+    def local_time(self, value: datetime) -> str:
+        return local_minutes(value, self.zone)
+
+    def many(self, messages: Iterable[Message]) -> Markup:
+        """A run of messages, one `<li>` each."""
+        return Markup("".join([self._message(m) for m in messages]))
+
+    def _piece(self, key: Hashable, draw: Callable[[], str]) -> str:
+        piece = self._pieces.get(key)
+        if piece is None:
+            piece = self._pieces[key] = draw()
+        return piece
+
+    def _message(self, m: Message) -> str:
         w, i = self.words, m.id
-        auto = " auto" if m.auto_kind else ""
-        out = [f'<li id="message-{i}" class="entry msg dir-{escape(m.direction)}{auto}" data-entry="message">'
-               '<article><header class="msg-head">']
-        if m.direction != "note":
-            out.append(f'<span class="badge ch ch-{escape(m.channel)}">{escape(self.channel(m.channel))}</span>')
+        out = [f'<li id="message-{i}', self._piece(("open", m.direction, bool(m.auto_kind), m.channel),
+                                                    lambda: self._open(m))]
         if m.direction == "in":
-            out.append(self._sender(m))
+            out.append(self._piece(("in", m.sender_name, m.sender_address, m.sender_verified, m.auto_kind),
+                                   lambda: self._sender(m)))
         elif m.direction == "out":
             out.append(self._sent(m))
         elif m.direction == "note":
-            out.append(f'<span class="badge note">{w["Internal note"]}</span>'
-                       f'<span class="who">{escape(m.author_name or m.sender_name or "")}</span>')
-        out.append(f'<time datetime="{m.created_at.isoformat()}">{escape(self.local_time(m.created_at))}</time>'
-                   "</header>")
+            out.append(self._piece(("note", m.author_name or m.sender_name or ""),
+                                   lambda: f'<span class="badge note">{w["Internal note"]}</span>'
+                                           f'<span class="who">{escape(m.author_name or m.sender_name or "")}</span>'))
+        out.append(f'<time datetime="{m.created_at.isoformat()}">{self.local_time(m.created_at)}</time></header>')
         if m.subject and m.channel == "email":
             out.append(f'<p class="subject">{escape(m.subject)}</p>')
         out.append(f'<div class="body">{escape(m.text)}</div>')
@@ -76,7 +117,15 @@ class MessageHtml:
         if m.attachments:
             out.append(self._attachments(m.attachments))
         out.append("</article></li>")
-        return Markup("".join(out))
+        return "".join(out)
+
+    def _open(self, m: Message) -> str:
+        """The message's opening tags after its id, up to its channel badge."""
+        auto = " auto" if m.auto_kind else ""
+        badge = "" if m.direction == "note" else \
+            f'<span class="badge ch ch-{escape(m.channel)}">{escape(self.channel(m.channel))}</span>'
+        return (f'" class="entry msg dir-{escape(m.direction)}{auto}" data-entry="message">'
+                f'<article><header class="msg-head">{badge}')
 
     def _sender(self, m: Message) -> str:
         w = self.words
@@ -91,20 +140,25 @@ class MessageHtml:
 
     def _sent(self, m: Message) -> str:
         """Who sent it, the channel it went out on and to whom, and where its delivery stands."""
-        to = f" → {escape(m.delivery.to)}" if m.delivery and m.delivery.to else ""
-        out = [f'<span class="who">{escape(m.author_name) if m.author_name else self.words["Automatic"]}</span>'
-               f'<span class="sent-on">{escape(self.translate("sent on {channel}", channel=self.channel(m.channel)))}'
-               f"{to}</span>"]
-        if m.kind and m.kind != "reply":
-            out.append(f'<span class="badge kind">{escape(self.kinds.get(m.kind, m.kind))}</span>')
+        to = m.delivery.to if m.delivery else None
+        out = [self._piece(("out", m.author_name, m.channel, to, m.kind), lambda: self._sent_by(m, to))]
         if m.delivery:
             out.append(self._delivery(m.delivery))
+        return "".join(out)
+
+    def _sent_by(self, m: Message, to: str | None) -> str:
+        arrow = f" → {escape(to)}" if to else ""
+        out = [f'<span class="who">{escape(m.author_name) if m.author_name else self.words["Automatic"]}</span>'
+               f'<span class="sent-on">{escape(self.translate("sent on {channel}", channel=self.channel(m.channel)))}'
+               f"{arrow}</span>"]
+        if m.kind and m.kind != "reply":
+            out.append(f'<span class="badge kind">{escape(self.kinds.get(m.kind, m.kind))}</span>')
         return "".join(out)
 
     def _delivery(self, d: Delivery) -> str:
         w = self.words
         if d.status == "sent":
-            at = f' <time datetime="{d.sent_at.isoformat()}">{escape(self.local_time(d.sent_at))}</time>' \
+            at = f' <time datetime="{d.sent_at.isoformat()}">{self.local_time(d.sent_at)}</time>' \
                 if d.sent_at else ""
             return f'<span class="delivery sent">{w["Sent"]}{at}</span>'
         if d.status == "dead":

@@ -5,6 +5,7 @@ responses, transfer targets), read only when a form is drawn.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,9 +29,9 @@ from router.core.store.customer_notes import CustomerNote
 from router.core.store.sessions import SignedIn
 from router.core.store.timeline import Header, PageFacts, ReplyChoices, SystemEntry, TimelineEntry
 from router.web.http import services
-from router.web.inbox.render import page_language, render
-from router.web.inbox.ticket_messages import MessageHtml
-from router.web.inbox.ticket_words import WORDS, names
+from router.web.inbox.render import page_language, page_timezone, render
+from router.web.inbox.ticket_messages import MessageHtml, runs, time_tag
+from router.web.inbox.ticket_words import WORDS, Named, names
 
 ClockState = Literal["running", "warned", "late", "paused", "met", "met_late"]
 
@@ -182,12 +183,16 @@ def _customer_now(customer: dict[str, Any], now: datetime) -> str | None:
 
 
 def _live_context(request: Request, agent: SignedIn, live: LivePart) -> dict[str, Any]:
+    language = page_language(request, agent)
     return {
         "live": live,
         "ref": live.ref,
         "words": WORDS,
-        "names": names(page_language(request, agent)),
+        "names": names(language),
+        "named": Named(language),
+        "when": functools.partial(time_tag, zone=page_timezone(request, agent)),
         "message_html": MessageHtml,
+        "message_runs": runs,
         "message_count": sum(1 for e in live.entries if e.entry == "message"),
         "customer_now": _customer_now(live.customer, services(request).clock()),
         "oob": False,
