@@ -9,7 +9,7 @@ is logged first (`store.merges`) with everything it moves, so `split` can undo i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -19,7 +19,7 @@ from router.core.errors import Conflict
 from router.core.refs import PRIORITIES, priority_rank
 from router.core.store import customers, events, merges, suggestions, tickets
 from sla import clocks
-from sla.policy import SlaRules
+from sla.policy import SlaRules, TicketFacts
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,14 @@ async def merge_customers(conn: asyncpg.Connection, rules: SlaRules, survivor_id
     and their active tickets become one thread (the oldest), so nothing is lost and nobody repeats
     themselves. Logged with who (`actor_id`, None for the system) and why, undoable by `split`."""
     survivor_before = await customers.lock_pair(conn, survivor_id, other_id)
-    duplicates = await customers.duplicates(conn, survivor_id, other_id)
+    drops = await customers.merge_drops(conn, survivor_id, other_id)
+    dropped = [drop for drop, _ in drops]
     merge_id = await merges.begin(conn, survivor_id, other_id, actor_id=actor_id, reason=reason,
                                   suggestion_id=suggestion_id, survivor_before=survivor_before,
-                                  dropped=[drop for drop, _ in duplicates], now=now)
-    await tickets.repoint_senders(conn, duplicates)
-    tier = await customers.fold(conn, survivor_id, other_id, duplicates)
+                                  dropped=dropped, now=now)
+    await tickets.repoint_senders(conn, [(drop, keep) for drop, keep in drops if keep is not None])
+    await merges.detach_senders(conn, [drop for drop, keep in drops if keep is None])
+    tier = await customers.fold(conn, survivor_id, other_id, dropped)
     await tickets.move_customer(conn, other_id, survivor_id)
     thread_id = await _one_thread(conn, rules, survivor_id, tier, now, actor_id=actor_id)
     await merges.set_thread(conn, merge_id, thread_id)
@@ -91,15 +93,17 @@ class Split:
 
 
 async def split(conn: asyncpg.Connection, rules: SlaRules, merge_id: int, now: datetime, *, why: str,
-                actor_id: int | None) -> Split:
+                actor_id: int | None, reopen_window: timedelta) -> Split:
     """Undo merge `merge_id`: each identity, ticket and message returns to where it came from; the
     tickets the fold closed get back their status and agent (as a ticket returning to its agent:
     counted on their load, or routed anew when they are no longer active); priorities and SLA
     clocks return to what each side's tickets had, as if the merge had never happened.
 
     Messages that arrived after the merge follow their sender: one from an identity that returns to
-    the other side moves to that side's ticket; tickets started after the merge by such an identity
-    go with it. Agents' replies and notes after the merge stay on the ticket they were written on.
+    the other side moves to that side's ticket (a side that had no active ticket at merge time gets
+    its latest ticket back, reopened within `reopen_window`, else a new ticket following it, as if
+    the message had arrived unmerged); tickets started after the merge by such an identity go with it.
+    Agents' replies and notes after the merge stay on the ticket they were written on.
     A later merge of either customer built on this one: Conflict, undo that one first. The
     suggestions the merge settled count as dismissed: the split says they are two people.
     """
@@ -119,7 +123,11 @@ async def split(conn: asyncpg.Connection, rules: SlaRules, merge_id: int, now: d
     restored = await merges.restore_messages(conn, merge.id)
     await merges.restore_ticket_owners(conn, merge.id, merge.merged_id)
     followed = await merges.follow_new_tickets(conn, merge)
-    moved = await merges.follow_senders(conn, merge, _homes(merge, before))
+    homes = _homes(merge, before)
+    for side in (merge.survivor_id, merge.merged_id):
+        if side not in homes and await merges.has_later_messages(conn, merge, side):
+            homes[side] = await _home_for(conn, rules, side, now, reopen_window=reopen_window, actor_id=actor_id)
+    moved = await merges.follow_senders(conn, merge, homes)
     await _reopen_folded(conn, merge, before, now, actor_id=actor_id)
     thread_priority = PRIORITIES[max((priority_rank(b.priority) for b in before if b.folded or
                                       b.ticket_id == merge.thread_id), default=0)]
@@ -145,6 +153,39 @@ def _homes(merge: merges.MergeRow, before: list[merges.TicketBefore]) -> dict[in
         if b.folded or b.ticket_id == merge.thread_id:
             homes.setdefault(b.customer_id, b.ticket_id)
     return homes
+
+
+async def _home_for(conn: asyncpg.Connection, rules: SlaRules, customer_id: int, now: datetime, *,
+                    reopen_window: timedelta, actor_id: int | None) -> int:
+    """Where a side's later messages go when it had no active ticket in the merged thread: what the
+    pipeline would have chosen for them (SPEC §2.5) — its active ticket, its latest solved one
+    reopened within the window (back to its agent when they can take it), else a new ticket
+    continuing its latest, routed and clocked like new work."""
+    choice = await tickets.choose_thread(conn, customer_id, thread_refs=(), number_hint=None, now=now,
+                                         reopen_window=reopen_window)
+    if choice.ticket is not None and choice.action == "join":
+        return choice.ticket.id
+    if choice.ticket is not None:  # reopen
+        await tickets.set_status(conn, choice.ticket.id, "open", now)
+        ticket = await tickets.by_id_for_update(conn, choice.ticket.id)
+        assert ticket is not None
+        await clocks.reopen(conn, rules, ticket, now)
+        await events.record(conn, ticket.id, "ticket.reopened", {"ref": ticket.ref}, now)
+        await assignment.route_reopened(conn, ticket, now)
+        return ticket.id
+    assert choice.previous_ticket_id is not None  # the side wrote before: it has a ticket
+    ticket_id = await merges.follow_up_ticket(conn, choice.previous_ticket_id, now)
+    ticket = await tickets.by_id_for_update(conn, ticket_id)
+    assert ticket is not None
+    tier = await customers.tier_of(conn, customer_id)
+    policy = rules.match(TicketFacts(priority=ticket.priority, tier=tier, channel=ticket.channel, topic=ticket.topic))
+    if policy is not None:
+        await tickets.set_sla_policy(conn, ticket.id, policy.name)
+    await clocks.start_ticket(conn, rules, ticket.id, policy, now)
+    await events.record(conn, ticket.id, "ticket.created", {"ref": ticket.ref, "channel": ticket.channel,
+                                                            "actor_id": actor_id}, now)
+    await assignment.route_ticket(conn, ticket, now)
+    return ticket.id
 
 
 async def _reopen_folded(conn: asyncpg.Connection, merge: merges.MergeRow, before: list[merges.TicketBefore],

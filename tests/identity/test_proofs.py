@@ -123,16 +123,11 @@ async def test_codes_are_rate_limited_per_customer_and_per_address(client, auth,
     clock.advance(proofs.CODES_PER_CUSTOMER[1])
     others = [(await pool.fetchval("SELECT customer_id FROM tickets WHERE number = $1", int(ref[2:])))
               for ref in [await post_message(client, auth, "hi", sender_id=f"v-{n}", channel="chat") for n in range(3)]]
-    sent = proofs.CODES_PER_CUSTOMER[0]
+    # Past the address's hourly cap, others get the same answer as if it was sent; nothing is sent.
     for other in others:
-        if sent >= proofs.CODES_PER_ADDRESS[0]:
-            with pytest.raises(RateLimited):
-                await proofs.request_proof(ctx, other, HANAKO, channel="chat")
-        else:
-            await proofs.request_proof(ctx, other, HANAKO, channel="chat")
-            sent += 1
+        assert await proofs.request_proof(ctx, other, HANAKO, channel="chat") == "h…@example.net"
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'identity_proof'") == \
-        proofs.CODES_PER_ADDRESS[0]
+        proofs.CODES_PER_ADDRESS[0][0]
     with pytest.raises(InvalidInput):
         await proofs.request_proof(ctx, visitor, Identity("phone", "+819012345678"), channel="chat")
 

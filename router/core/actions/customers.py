@@ -78,6 +78,7 @@ async def undo_merge(ctx: Context, actor: AgentIdentity, merge_id: int, *, reaso
     why = _reason(reason, f"undone by {actor.email}")
     now = ctx.clock()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        done = await split(conn, ctx.config.sla, merge_id, now, why=why, actor_id=actor.id)
+        done = await split(conn, ctx.config.sla, merge_id, now, why=why, actor_id=actor.id,
+                           reopen_window=ctx.config.service.reopen_window)
     await drain_after_commit(ctx, now)
     return done

@@ -35,8 +35,11 @@ CODE_TTL = timedelta(minutes=15)
 MAX_ATTEMPTS = 5
 """Wrong guesses a code survives; then it is locked (a new code must be asked for)."""
 CODES_PER_CUSTOMER = (3, timedelta(minutes=15))
-CODES_PER_ADDRESS = (5, timedelta(hours=1))
-"""Codes asked for: at most n in the window, per claimant and per address (whoever asks)."""
+"""Codes one claimant may ask for in the window; past it they are told to wait."""
+CODES_PER_ADDRESS = ((5, timedelta(hours=1)), (10, timedelta(days=1)))
+"""Codes sent to one address (whoever asks) per window. Past a cap the request is answered exactly as
+if the code was sent, and nothing is sent: a refusal would tell the asker that someone else asked
+for that address recently, and the mailbox's owner is not flooded."""
 
 _TEXTS = {
     "en": ("Your verification code",
@@ -79,16 +82,21 @@ def _provable(identity: Identity) -> Identity:
 
 async def request_proof(ctx: Context, customer_id: int, identity: Identity, *, channel: str) -> str:
     """Queue a one-time 6-digit code to the claimed address by email (in the customer's language) and
-    return the address masked ("h…@example.net"). Rate limited per customer and per address."""
+    return the address masked ("h…@example.net"). Rate limited per customer (RateLimited) and per
+    address (silently: see `CODES_PER_ADDRESS`)."""
     identity = _provable(identity)
     now = ctx.clock()
     code = f"{secrets.randbelow(1_000_000):06d}"
     async with ctx.pool.acquire() as conn, conn.transaction():
         customer_id = await customers.live_id(conn, customer_id)
-        per_customer, per_address = await proofs.recent_requests(
-            conn, customer_id, identity, now - CODES_PER_CUSTOMER[1], now - CODES_PER_ADDRESS[1])
-        if per_customer >= CODES_PER_CUSTOMER[0] or per_address >= CODES_PER_ADDRESS[0]:
+        per_customer, *per_address = await proofs.recent_requests(
+            conn, customer_id, identity, [now - CODES_PER_CUSTOMER[1], *(now - w for _, w in CODES_PER_ADDRESS)])
+        if per_customer >= CODES_PER_CUSTOMER[0]:
             raise RateLimited("too many codes were asked for; wait a few minutes and try again")
+        if any(sent >= cap for sent, (cap, _) in zip(per_address, CODES_PER_ADDRESS, strict=True)):
+            log.warning("identity proof for customer %s not sent: %s had its codes for now", customer_id,
+                        mask(identity))
+            return mask(identity)
         code_hash = _digest(ctx, customer_id, identity, code)
         proof_id = await proofs.create(conn, customer_id, identity, channel, code_hash, now, CODE_TTL)
         link = f"{ctx.config.settings.public_url}/verify/{link_token(ctx, proof_id, code_hash)}"
@@ -149,7 +157,8 @@ LinkState = Literal["open", "linked", "used", "expired", "invalid"]
 async def _linked_proof(conn: asyncpg.Connection, ctx: Context, token: str, now: datetime) -> tuple[
         proofs.Proof | None, LinkState]:
     number, _, _ = token.partition(".")
-    proof = await proofs.by_id(conn, int(number), lock=True) if number.isdigit() and len(number) < 19 else None
+    numeric = number.isascii() and number.isdigit() and len(number) < 19  # "²" is a digit int() refuses
+    proof = await proofs.by_id(conn, int(number), lock=True) if numeric else None
     if proof is None or not hmac.compare_digest(link_token(ctx, proof.id, proof.code_hash).encode(), token.encode()):
         return None, "invalid"
     if proof.used:
@@ -181,13 +190,19 @@ async def verify_link(ctx: Context, token: str) -> LinkState:
     return "linked"
 
 
+MAX_TYPED = {"email": 320, "phone": 32}
+"""Longest value an agent may type per kind (RFC 5321's address limit; a phone number with spacing)."""
+
+
 def parse_identity(kind: object, value: object) -> Identity:
     """What an agent typed into the profile: an email address or a phone number, normalized."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("`value` is required")
-    parsed = email_identity(value) if kind == "email" else phone_identity(value) if kind == "phone" else None
     if kind not in ("email", "phone"):
         raise InvalidInput("`kind` must be email or phone")
+    if len(value) > MAX_TYPED[str(kind)]:
+        raise InvalidInput(f"`value` is longer than {MAX_TYPED[str(kind)]} characters, too long for a {kind}")
+    parsed = email_identity(value) if kind == "email" else phone_identity(value)
     if parsed is None:
         raise InvalidInput(f"{value!r} is not a valid {kind}")
     return parsed

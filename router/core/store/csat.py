@@ -37,7 +37,7 @@ class Candidate:
 
     ticket: Ticket
     customer_wrote: bool  # at least one inbound message that is not automated (auto-reply, bounce)
-    merged_away: bool  # folded into another ticket (`ticket.merged`)
+    merged_away: bool  # folded into another ticket by a customer merge that was not undone
     customer_language: str | None
 
 
@@ -49,7 +49,8 @@ async def claim(conn: asyncpg.Connection, ticket_id: int, solved_before: datetim
         f"SELECT {qualified}, c.language AS customer_language,"
         " EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id AND m.direction = 'in'"
         "  AND m.auto_kind IS NULL) AS customer_wrote,"
-        " EXISTS (SELECT 1 FROM events e WHERE e.ticket_id = t.id AND e.kind = 'ticket.merged') AS merged_away"
+        " EXISTS (SELECT 1 FROM customer_merge_tickets b JOIN customer_merges m ON m.id = b.merge_id"
+        "  WHERE b.ticket_id = t.id AND b.folded AND m.undone_at IS NULL) AS merged_away"
         " FROM tickets t JOIN customers c ON c.id = t.customer_id"
         " WHERE t.id = $1 AND t.solved_at IS NOT NULL AND t.solved_at <= $2 AND t.status IN ('solved', 'closed')"
         " AND NOT EXISTS (SELECT 1 FROM csat_decisions d WHERE d.ticket_id = t.id)"

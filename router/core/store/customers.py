@@ -80,12 +80,16 @@ async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], clai
 _KNOWN_SQL = (
     "SELECT ci.id AS identity_id, ci.kind, ci.value, c.id, c.name, c.tier, c.language, c.timezone, c.merged_into"
     " FROM customer_identities ci JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
-    " JOIN customers c ON c.id = ci.customer_id WHERE ci.verified ORDER BY c.id FOR UPDATE OF c"
+    " JOIN customers c ON c.id = ci.customer_id WHERE ci.verified ORDER BY c.id FOR UPDATE OF c, ci"
 )
 
 
 async def _lock_known(conn: asyncpg.Connection, identities: Sequence[Identity]) -> dict[Identity, asyncpg.Record]:
-    """The common case in one round trip: every identity is known (verified), its customer row locked."""
+    """The common case in one round trip: every identity is known (verified), its customer row locked.
+
+    The identity rows are locked too: a merge or split moving one of them makes PostgreSQL re-check
+    the join against the moved row when its lock is released, so a stale match drops out (the caller
+    then takes the slow path) instead of threading the message onto the customer it just left."""
     rows = await conn.fetch(_KNOWN_SQL, [i.kind for i in identities], [i.value for i in identities])
     return {Identity(row["kind"], row["value"]): row for row in rows}
 
@@ -193,13 +197,31 @@ async def _resolve_claimant(conn: asyncpg.Connection, claims: Sequence[Identity]
     rows = await _holders(conn, claims)
     verified_owner = any(row["verified"] for row in rows)
     earlier = [row for row in rows if not row["verified"] and Identity(row["kind"], row["value"]) == claims[0]]
-    if earlier and not verified_owner:
+    same = None if verified_owner else await _claiming_exactly(conn, [r["customer_id"] for r in earlier], claims)
+    if same is not None:
         row = await conn.fetchrow(
             "UPDATE customers SET name = COALESCE(name, $2) WHERE id = $1 RETURNING id, name, tier, language, timezone",
-            earlier[0]["customer_id"], name)
-        return Customer(**dict(row), sender_identity_id=earlier[0]["identity_id"], verified=False)
+            same, name)
+        sender = next(r for r in earlier if r["customer_id"] == same)
+        return Customer(**dict(row), sender_identity_id=sender["identity_id"], verified=False)
     created = await _create(conn, (), claims, name, now)
     return replace(created, suggestions=_suggestions(rows, None))
+
+
+async def _claiming_exactly(conn: asyncpg.Connection, candidates: Sequence[int],
+                            claims: Sequence[Identity]) -> int | None:
+    """The earliest of `candidates` whose identities are exactly `claims`, or None. Joining an earlier
+    claimant who also typed something else would send this sender's replies to that other address
+    (someone who typed the victim's phone and their own mailbox would read the victim's answers)."""
+    if not candidates:
+        return None
+    rows = await conn.fetch("SELECT customer_id, kind, value FROM customer_identities"
+                            " WHERE customer_id = ANY($1::bigint[]) ORDER BY customer_id", list(candidates))
+    held: dict[int, set[Identity]] = {}
+    for row in rows:
+        held.setdefault(row["customer_id"], set()).add(Identity(row["kind"], row["value"]))
+    wanted = set(claims)
+    return next((customer_id for customer_id, identities in held.items() if identities == wanted), None)
 
 
 async def prove_claim(conn: asyncpg.Connection, claimant_id: int, identity: Identity) -> bool:
@@ -211,13 +233,24 @@ async def prove_claim(conn: asyncpg.Connection, claimant_id: int, identity: Iden
     return bool(row and row["claimed"] and not row["any_verified"])
 
 
-async def duplicates(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> list[tuple[int, int]]:
-    """(claim to drop, identity to keep) for each identity both customers hold, one side only typed."""
+async def merge_drops(conn: asyncpg.Connection, survivor_id: int, other_id: int) -> list[tuple[int, int | None]]:
+    """The identities a merge of `other_id` into `survivor_id` drops, as (dropped identity, the
+    survivor's identity that stands for it, or None).
+
+    Of an identity both hold, the claim goes (the survivor's own row when neither proved it). When
+    `other_id` holds only claims (a web-form sender, a claimant an agent merges from a suggestion),
+    every claim of theirs goes: a typed address proves nothing, so it must never become a place the
+    survivor's replies are sent (someone typing the owner's phone and their own mailbox would read
+    the owner's answers). The merge log keeps each dropped row whole, so a split restores it."""
     rows = await conn.fetch(
-        "SELECT CASE WHEN a.verified THEN b.id ELSE a.id END AS drop_id,"
-        " CASE WHEN a.verified THEN a.id ELSE b.id END AS keep_id"
+        "SELECT CASE WHEN b.verified THEN a.id ELSE b.id END AS drop_id,"
+        " CASE WHEN b.verified THEN b.id ELSE a.id END AS keep_id"
         " FROM customer_identities a JOIN customer_identities b ON a.kind = b.kind AND a.value = b.value"
-        " WHERE a.customer_id = $1 AND b.customer_id = $2", survivor_id, other_id)
+        " WHERE a.customer_id = $1 AND b.customer_id = $2"
+        " UNION ALL SELECT o.id, NULL FROM customer_identities o WHERE o.customer_id = $2 AND NOT o.verified"
+        " AND NOT EXISTS (SELECT 1 FROM customer_identities v WHERE v.customer_id = $2 AND v.verified)"
+        " AND NOT EXISTS (SELECT 1 FROM customer_identities s WHERE s.customer_id = $1 AND s.kind = o.kind"
+        "  AND s.value = o.value)", survivor_id, other_id)
     return [(row["drop_id"], row["keep_id"]) for row in rows]
 
 
@@ -239,13 +272,12 @@ async def lock_pair(conn: asyncpg.Connection, survivor_id: int, other_id: int) -
             "timezone": survivor["timezone"]}
 
 
-async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int,
-               duplicates: Sequence[tuple[int, int]]) -> str:
+async def fold(conn: asyncpg.Connection, survivor_id: int, other_id: int, dropped: Sequence[int]) -> str:
     """Fold customer `other_id` into `survivor_id` (both locked by `lock_pair`): identities move over,
     the survivor takes what it lacks (name, language, timezone, a tier above standard), `other_id`
     points at it. Returns the survivor's tier."""
-    # Identities move over; of an identity both hold, the claim is dropped (`duplicates` said which).
-    await conn.execute("DELETE FROM customer_identities WHERE id = ANY($1::bigint[])", [drop for drop, _ in duplicates])
+    # Identities move over, except those `merge_drops` said go.
+    await conn.execute("DELETE FROM customer_identities WHERE id = ANY($1::bigint[])", list(dropped))
     await conn.execute("UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
                        survivor_id, other_id)
     tier: str = await conn.fetchval(
@@ -397,8 +429,13 @@ async def profile(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] 
 
 async def address_on(conn: asyncpg.Connection, customer_id: int, kind: str) -> str | None:
     """Where to reach the customer on `kind`: their newest verified identity of that kind, else the
-    newest address they typed (the mailbox's owner receives it, never someone who typed it)."""
+    newest address they typed themselves (the web-form sender hears back at the address they gave).
+    Never an unverified identity another customer brought in by a merge still in force: a claim
+    proves nothing, and a merge must not turn what someone else typed into where replies go."""
     value: str | None = await conn.fetchval(
-        "SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = $2"
-        " ORDER BY verified DESC, id DESC LIMIT 1", customer_id, kind)
+        "SELECT ci.value FROM customer_identities ci WHERE ci.customer_id = $1 AND ci.kind = $2"
+        " AND (ci.verified OR NOT EXISTS (SELECT 1 FROM customer_merge_identities b"
+        "  JOIN customer_merges m ON m.id = b.merge_id WHERE b.identity_id = ci.id AND NOT b.dropped"
+        "  AND m.undone_at IS NULL))"
+        " ORDER BY ci.verified DESC, ci.id DESC LIMIT 1", customer_id, kind)
     return value

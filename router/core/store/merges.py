@@ -2,8 +2,9 @@
 
 A merge is recorded BEFORE it changes anything: every identity, ticket and message it is about to
 move, as it was, so a split can put each back exactly. The split's restoring statements for
-tickets, messages and SLA targets live here too, next to the log they replay: they only ever write
-back values this log recorded (the merge's inverse), never a new state of their own.
+tickets, messages and SLA targets live here too, next to the log they replay: they write back values
+this log recorded (the merge's inverse); the one new row is `follow_up_ticket`, where a side's later
+messages go when it has no ticket to return to.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ async def begin(conn: asyncpg.Connection, survivor_id: int, merged_id: int, *, a
     return merge_id
 
 
+async def detach_senders(conn: asyncpg.Connection, dropped: list[int]) -> None:
+    """Messages sent from a claim the merge drops with nothing standing for it name no sender
+    identity while the merge holds (`begin` logged each one's sender; a split restores it)."""
+    if dropped:
+        await conn.execute("UPDATE messages SET sender_identity_id = NULL WHERE sender_identity_id = ANY($1::bigint[])",
+                           dropped)
+
+
 async def set_thread(conn: asyncpg.Connection, merge_id: int, thread_id: int | None) -> None:
     await conn.execute("UPDATE customer_merges SET thread_id = $2 WHERE id = $1", merge_id, thread_id)
 
@@ -187,6 +196,28 @@ async def follow_senders(conn: asyncpg.Connection, merge: MergeRow, homes: dict[
         " AND NOT EXISTS (SELECT 1 FROM customer_merge_messages b WHERE b.merge_id = $1 AND b.message_id = m.id)",
         merge.id, list(homes), list(homes.values()), merge.survivor_id, merge.merged_id, merge.merged_at)
     return int(status.split()[-1])
+
+
+async def has_later_messages(conn: asyncpg.Connection, merge: MergeRow, customer_id: int) -> bool:
+    """Did an identity of `customer_id` write, after the merge, on a ticket of the other side?"""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM messages m JOIN customer_identities ci ON ci.id = m.sender_identity_id"
+        " JOIN tickets t ON t.id = m.ticket_id WHERE ci.customer_id = $2 AND t.customer_id IN ($3, $4)"
+        " AND t.customer_id <> $2 AND m.direction = 'in' AND m.created_at >= $5"
+        " AND NOT EXISTS (SELECT 1 FROM customer_merge_messages b WHERE b.merge_id = $1 AND b.message_id = m.id))",
+        merge.id, customer_id, merge.survivor_id, merge.merged_id, merge.merged_at)
+    return found
+
+
+async def follow_up_ticket(conn: asyncpg.Connection, previous_id: int, now: datetime) -> int:
+    """A new open ticket continuing `previous_id` (its customer, channel, subject and classification),
+    for a side's later messages when a split finds it no ticket to take them back to."""
+    ticket_id: int = await conn.fetchval(
+        "INSERT INTO tickets (customer_id, channel, subject, status, priority, topic, skill, language, team_id,"
+        " previous_ticket_id, last_customer_message_at, created_at, updated_at)"
+        " SELECT customer_id, channel, subject, 'open', priority, topic, skill, language, team_id, id, $2, $2, $2"
+        " FROM tickets WHERE id = $1 RETURNING id", previous_id, now)
+    return ticket_id
 
 
 async def follow_new_tickets(conn: asyncpg.Connection, merge: MergeRow) -> list[int]:

@@ -3,6 +3,7 @@ stored; counting requests and guesses happens here, in the database, so every pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,14 +32,16 @@ def _proof(row: asyncpg.Record) -> Proof:
 
 
 async def recent_requests(conn: asyncpg.Connection, customer_id: int, identity: Identity,
-                          since_customer: datetime, since_address: datetime) -> tuple[int, int]:
-    """How many codes this customer asked for since `since_customer`, and how many anyone asked
-    for this address since `since_address`."""
+                          since: Sequence[datetime]) -> tuple[int, ...]:
+    """How many codes this customer asked for since `since[0]`, then how many anyone asked for this
+    address since each of `since[1:]`."""
     row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM identity_proofs WHERE customer_id = $1 AND created_at > $4) AS by_customer,"
-        " (SELECT count(*) FROM identity_proofs WHERE kind = $2 AND value = $3 AND created_at > $5) AS by_address",
-        customer_id, identity.kind, identity.value, since_customer, since_address)
-    return int(row["by_customer"]), int(row["by_address"])
+        "SELECT (SELECT count(*) FROM identity_proofs WHERE customer_id = $1"
+        "  AND created_at > ($4::timestamptz[])[1]) AS by_customer,"
+        " ARRAY(SELECT (SELECT count(*) FROM identity_proofs WHERE kind = $2 AND value = $3 AND created_at > s)"
+        "  FROM unnest(($4::timestamptz[])[2:]) WITH ORDINALITY AS x(s, n) ORDER BY n) AS by_address",
+        customer_id, identity.kind, identity.value, list(since))
+    return (int(row["by_customer"]), *(int(n) for n in row["by_address"]))
 
 
 async def create(conn: asyncpg.Connection, customer_id: int, identity: Identity, channel: str, code_hash: bytes,
