@@ -21,10 +21,11 @@ from router.core import channel_rules
 from router.core.acks import REPLY_CHANNEL
 from router.core.channel_rules import Unavailable
 from router.core.refs import ref
+from router.core.store import customers
 from router.core.store.tickets import Ticket
 
 SYSTEM_EVENT_KINDS = ("sla.warning", "sla.breach", "ticket.updated", "ticket.reopened", "ticket.merged",
-                      "customer.merged")
+                      "customer.merged", "customer.split", "customer.identity_verified")
 """Event kinds shown on the timeline. Routing events (`ticket.assigned`, `ticket.queued`, …) come from
 `routing_log` instead, which holds their reasons; message and delivery events are the messages."""
 
@@ -47,14 +48,26 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """The platform's latest word on a sent message (`delivery_receipts`): delivered, read, or failed
+    (with the platform's error)."""
+
+    status: str
+    error: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Delivery:
-    """An outbound message's outbox row: `pending`, `sending`, `sent` or `dead` (with the reason)."""
+    """An outbound message's outbox row: `pending`, `sending`, `sent` or `dead` (with the reason), and
+    what the platform reported after accepting it, if anything."""
 
     status: str
     attempts: int
     error: str | None
     sent_at: datetime | None
     to: str | None
+    receipt: Receipt | None = None
 
 
 @dataclass(frozen=True)
@@ -188,12 +201,17 @@ _MESSAGES_SQL = (
     " m.body_html IS NOT NULL AS has_html, m.auto_kind, m.metadata->>'kind' AS kind, m.created_at,"
     " ci.value AS sender_address, ci.verified AS sender_verified, a.name AS author_name,"
     " o.status AS delivery_status, o.attempts, o.last_error, o.sent_at, o.payload->>'to' AS delivered_to,"
+    " rc.status AS receipt_status, rc.error AS receipt_error, rc.occurred_at AS receipt_at,"
     " (SELECT jsonb_agg(jsonb_build_object('id', f.id, 'filename', f.filename, 'content_type', f.content_type,"
     "   'size', f.size, 'inline', f.inline) ORDER BY f.id) FROM attachments f WHERE f.message_id = m.id)"
     "  AS attachments"
     " FROM messages m LEFT JOIN customer_identities ci ON ci.id = m.sender_identity_id"
     " LEFT JOIN agents a ON a.id = m.author_agent_id"
     " LEFT JOIN outbox o ON o.id = (m.metadata->>'outbox_id')::bigint"
+    # the latest receipt; at the same instant the worse news (a failure) wins over a read or delivered
+    " LEFT JOIN LATERAL (SELECT r.status, r.error, r.occurred_at FROM delivery_receipts r"
+    "  WHERE r.message_id = m.id AND m.direction = 'out'"
+    "  ORDER BY r.occurred_at DESC, array_position(ARRAY['failed', 'read', 'delivered'], r.status) LIMIT 1) rc ON true"
     " WHERE m.ticket_id = $1 ORDER BY m.created_at, m.id"
 )
 
@@ -203,7 +221,8 @@ _SYSTEM_SQL = (
     " LEFT JOIN agents a ON a.id = r.agent_id LEFT JOIN agents b ON b.id = r.actor_id WHERE r.ticket_id = $1"
     " UNION ALL"
     " SELECT 'event', e.id, e.kind, e.created_at, NULL, NULL, b.name, e.payload FROM events e"
-    " LEFT JOIN agents b ON jsonb_typeof(e.payload->'actor') = 'number' AND b.id = (e.payload->>'actor')::bigint"
+    " LEFT JOIN agents b ON jsonb_typeof(coalesce(e.payload->'actor', e.payload->'actor_id')) = 'number'"
+    "  AND b.id = coalesce(e.payload->>'actor', e.payload->>'actor_id')::bigint"
     " WHERE e.ticket_id = $1 AND e.kind = ANY($2::text[])"
 )
 
@@ -211,8 +230,10 @@ _SYSTEM_SQL = (
 def _message(row: asyncpg.Record) -> Message:
     delivery = None
     if row["delivery_status"] is not None:
+        receipt = Receipt(row["receipt_status"], row["receipt_error"], row["receipt_at"]) \
+            if row["receipt_status"] is not None else None
         delivery = Delivery(row["delivery_status"], row["attempts"], row["last_error"], row["sent_at"],
-                            row["delivered_to"])
+                            row["delivered_to"], receipt)
     return Message(
         id=row["id"], channel=row["channel"], direction=row["direction"], sender_name=row["sender_name"],
         sender_address=row["sender_address"], sender_verified=row["sender_verified"],
@@ -288,13 +309,15 @@ async def attachment(conn: asyncpg.Connection, number: int, attachment_id: int) 
 class ReplyOption:
     """A channel the customer can be answered on. `refusal` says why it cannot be used now (a code the
     page words: "window_closed", "never_wrote", "not_configured"), with `refusal_detail` (the hours
-    since the customer's last message, or the missing setting)."""
+    since the customer's last message, or the missing setting). `template`: usable, but outside
+    WhatsApp's window the reply goes as the configured reply template."""
 
     channel: str
     address: str
     verified: bool
     refusal: str | None = None
     refusal_detail: str | None = None
+    template: bool = False
 
     @property
     def usable(self) -> bool:
@@ -312,33 +335,42 @@ class ReplyChoices:
         return next((o for o in self.options if o.channel == channel), None)
 
 
-def _refusal(channel: str, last_inbound_at: datetime | None, settings: Settings,
-             now: datetime) -> tuple[str, str] | None:
+def _option(channel: str, address: str, verified: bool, last_inbound_at: datetime | None, settings: Settings,
+            now: datetime, whatsapp_template: bool) -> ReplyOption:
     setting = CHANNEL_SETTING.get(channel)
     if setting is not None and not getattr(settings, setting):
-        return "not_configured", setting.upper()
-    ruling = channel_rules.availability(channel, last_inbound_at, now)
+        return ReplyOption(channel, address, verified, "not_configured", setting.upper())
+    ruling = channel_rules.availability(channel, last_inbound_at, now, whatsapp_template=whatsapp_template)
     if isinstance(ruling, Unavailable):
         hours = "" if ruling.last_customer_message_at is None else \
             str(int((now - ruling.last_customer_message_at).total_seconds() // 3600))
-        return ruling.rule, hours
-    return None
+        return ReplyOption(channel, address, verified, ruling.rule, hours)
+    return ReplyOption(channel, address, verified, template=ruling.template)
 
 
-def reply_choices(identities: Sequence[tuple[str, str, bool]], last_inbound: Mapping[str, datetime],
-                  latest: str, settings: Settings, now: datetime) -> ReplyChoices:
-    """Pure: the channels of the customer's identities (`(kind, value, verified)`, oldest first), each
-    with the address a reply would use (`customers.address_on`: the newest verified, else the newest
-    typed one) and why it cannot be used now, if so."""
-    addresses: dict[str, tuple[str, bool]] = {}
-    for kind, value, verified in identities:
-        if kind not in NOT_REPLY_CHANNELS and (verified or not addresses.get(kind, ("", False))[1]):
-            addresses[kind] = (value, verified)
-    options = []
-    for channel, (address, verified) in addresses.items():
-        refusal = _refusal(channel, last_inbound.get(channel), settings, now)
-        options.append(ReplyOption(channel, address, verified, *(refusal or (None, None))))
-    return ReplyChoices(REPLY_CHANNEL.get(latest, latest), tuple(options))
+async def reply_addresses(conn: asyncpg.Connection, customer_id: int,
+                          identities: Sequence[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
+    """For each channel among the customer's identities (`(kind, value, verified)`, oldest first), the
+    address a reply there would use, by `customers.address_on` itself (the rule the reply action
+    applies: never a claim another customer brought in by a merge still in force)."""
+    verified = {(kind, value) for kind, value, ok in identities if ok}
+    found = []
+    for kind in dict.fromkeys(kind for kind, _, _ in identities if kind not in NOT_REPLY_CHANNELS):
+        address = await customers.address_on(conn, customer_id, kind)
+        if address is not None:
+            found.append((kind, address, (kind, address) in verified))
+    return found
+
+
+def reply_choices(addresses: Sequence[tuple[str, str, bool]], last_inbound: Mapping[str, datetime],
+                  latest: str, settings: Settings, now: datetime, *, whatsapp_template: bool = False) -> ReplyChoices:
+    """Pure: one option per channel of `addresses` (`(kind, address, verified)` as `reply_addresses`
+    reads them; a later address of a kind replaces an earlier one), with why it cannot be used now, if
+    so. `whatsapp_template`: a WhatsApp reply template is configured (`replies.destination`'s rule)."""
+    chosen = {kind: (value, verified) for kind, value, verified in addresses if kind not in NOT_REPLY_CHANNELS}
+    options = tuple(_option(channel, address, verified, last_inbound.get(channel), settings, now, whatsapp_template)
+                    for channel, (address, verified) in chosen.items())
+    return ReplyChoices(REPLY_CHANNEL.get(latest, latest), options)
 
 
 async def transfer_targets(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from router.core.store.timeline import Attachment, Delivery, Message, TimelineEntry
+from router.core.store.timeline import Attachment, Delivery, Message, Receipt, TimelineEntry
 
 FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 """The email's HTML frame: links may open a new tab (outside the sandbox); no scripts, no same origin,
 no forms, no top navigation."""
 _WORDS = ("Customer", "claimed, not verified", "Automatic message", "Automatic", "Internal note",
           "Show quoted history", "Show the formatted email", "Formatted email", "Attachments", "inline", "Sent",
-          "Not delivered", "unknown reason", "Sending", "Queued",
+          "Not delivered", "unknown reason", "Sending", "Queued", "Delivered", "Read", "Failed",
           "Load remote images (the sender sees that you opened the mail)")
 
 
@@ -144,6 +144,8 @@ class MessageHtml:
         out = [self._piece(("out", m.author_name, m.channel, to, m.kind), lambda: self._sent_by(m, to))]
         if m.delivery:
             out.append(self._delivery(m.delivery))
+            if m.delivery.receipt:
+                out.append(self._receipt(m.delivery.receipt))
         return "".join(out)
 
     def _sent_by(self, m: Message, to: str | None) -> str:
@@ -171,6 +173,15 @@ class MessageHtml:
             error = f": {escape(d.error)}" if d.error else ""
             return f'<span class="delivery pending">{retrying}{error}</span>'
         return f'<span class="delivery pending">{w["Queued"]}</span>'
+
+    def _receipt(self, r: Receipt) -> str:
+        """The platform's latest receipt; a failure after the send is as loud as a dead outbox item."""
+        w = self.words
+        at = f' <time datetime="{r.at.isoformat()}">{self.local_time(r.at)}</time>'
+        if r.status == "failed":
+            reason = escape(r.error) if r.error else w["unknown reason"]
+            return f'<span class="delivery dead receipt" role="status">{w["Failed"]}: {reason}{at}</span>'
+        return f'<span class="delivery sent receipt">{w["Read" if r.status == "read" else "Delivered"]}{at}</span>'
 
     def _frame(self, message_id: int) -> str:
         """The email's own HTML, only inside a sandboxed frame served with its own CSP (`ticket_files`)."""

@@ -157,8 +157,9 @@ async def load_choices(conn: asyncpg.Connection, config: Config, live: LivePart,
                        now: datetime) -> FormChoices:
     ticket = live.header.ticket
     identities = [(i["kind"], i["value"], i["verified"]) for i in live.customer["identities"]]
-    reply = timeline.reply_choices(identities, live.facts.last_inbound, live.facts.latest_channel, config.settings,
-                                   now)
+    addresses = await timeline.reply_addresses(conn, ticket.customer_id, identities)
+    reply = timeline.reply_choices(addresses, live.facts.last_inbound, live.facts.latest_channel, config.settings,
+                                   now, whatsapp_template=bool(config.whatsapp.reply_templates))
     available = await canned_store.available(conn, config.canned, ticket.language)
     values = {"customer_name": live.customer["name"] or "", "ref": ticket.ref, "agent_name": agent.name,
               "subject": ticket.subject or ""}

@@ -91,6 +91,7 @@ register({
     "sent on {channel}": "{channel}で送信", "Sent": "送信済み", "Not delivered": "未配信",
     "unknown reason": "理由不明", "Sending": "送信中", "Queued": "送信待ち",
     "Queued, retrying (attempt {n})": "送信待ち・再試行中（{n} 回目）",
+    "Delivered": "配信済み", "Read": "既読", "Failed": "配信失敗",
     "Show quoted history": "引用された履歴を表示", "Show the formatted email": "書式付きのメールを表示",
     "Formatted email": "書式付きのメール",
     "Load remote images (the sender sees that you opened the mail)":
@@ -107,6 +108,9 @@ register({
     "by {actor}": "{actor} による変更",
     "Reopened: the customer wrote again": "再オープン：お客様から再度連絡がありました",
     "Merged into": "統合先", "Customer records merged": "顧客レコードを統合しました",
+    "Merge undone by {actor}": "{actor} が顧客レコードの統合を取り消しました",
+    "Merge undone": "顧客レコードの統合を取り消しました",
+    "Identity verified": "連絡先を確認済みにしました",
     "Status": "ステータス", "Priority": "優先度",
     # SLA panel
     "Met": "達成", "Met late": "期限後に達成", "was due {time}": "期限 {time}", "Due": "期限",
@@ -136,6 +140,8 @@ register({
     "unavailable: the customer never wrote on this channel, so it takes template messages only":
         "利用不可：お客様はこのチャネルで連絡していないため、テンプレートメッセージのみ送信できます",
     "unavailable: the channel is not configured ({setting})": "利用不可：チャネルが設定されていません（{setting}）",
+    "outside the 24-hour window: goes as the WhatsApp template (one line, at most 1,024 characters)":
+        "24時間枠外：WhatsAppテンプレートで送信（1行・1,024文字まで）",
     # note
     "The note was not added.": "メモは追加されませんでした。", "Only agents see it.": "担当者のみ閲覧できます。",
     "Add note": "メモを追加", "Note for colleagues": "チーム内メモ",
