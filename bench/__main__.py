@@ -118,12 +118,26 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
                      "p99_ms": ticket_page["p99_ms"],
                      "ratio": f"target p99 <= 30 ms ({ticket_page['p99_ms'] / 30:.0%} of it);"
                               f" {ticket_page['cpu_ms']} ms CPU/page, {ticket_page['page_kb']} KB"})
+        from bench import reports_bench
+
+        await reports_bench.enrich(scale_pool)
+        rows.append(reports_bench.row(await reports_bench.run(scale_pool, config), args.tickets))
         await scale_pool.close()
 
     from bench import live_bench
 
     rows.append(live_bench.row(await live_bench.run(await fresh_database(server_uri, "bench_live"),
                                                     str(data_dir / "live"))))
+
+    from bench import chat_bench
+
+    rows.append(chat_bench.row(await chat_bench.run(await fresh_database(server_uri, "bench_chat"),
+                                                    str(data_dir / "chat"))))
+
+    from bench import webhook_bench
+
+    rows.extend(webhook_bench.rows(await webhook_bench.run(await fresh_database(server_uri, "bench_webhooks"),
+                                                           str(data_dir / "webhooks"))))
 
     from bench import intake_memory_bench
 
@@ -137,7 +151,10 @@ async def main(args: argparse.Namespace, server_uri: str, data_dir: Path) -> Non
 
 
 def run() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", epilog="One benchmark alone, each on a private embedded PostgreSQL (the whole run"
+        " takes about ten minutes and loads the machine): python -m bench.<name>, for ticket_page_bench [--runs N],"
+        " live_bench run [--rounds N], chat_bench, webhook_bench, reports_bench, routing_bench, intake_memory_bench.")
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="ingest rounds; rates are over all rounds together")

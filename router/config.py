@@ -32,8 +32,8 @@ DEFAULT_URGENT_WORDS = (
 )
 
 TEMPLATE_FIELDS = {
-    "ack": frozenset({"ref", "due"}),
-    "ack_no_due": frozenset({"ref"}),
+    "ack": frozenset({"ref", "due", "suggestions"}),
+    "ack_no_due": frozenset({"ref", "suggestions"}),
     "ack_subject": frozenset({"ref"}),
 }
 """Templates admins may edit (`[templates.NAME]`, one text per language) and their placeholders."""
@@ -156,6 +156,56 @@ class SlackConfig:
 
 
 @dataclass(frozen=True)
+class ChatConfig:
+    """`[chat]`: the live chat widget's limits (per process) and which sites may embed it."""
+
+    max_message_chars: int = 4000
+    messages_per_minute: int = 20
+    """Per open connection (a burst of 10 goes through at once)."""
+    messages_per_minute_per_ip: int = 60
+    connections_per_ip: int = 20
+    idle_timeout: timedelta = timedelta(minutes=5)
+    """A connection that sends nothing (the widget pings while its page is visible) for this long is closed."""
+    offline_after: timedelta = timedelta(seconds=60)
+    """A reply to a visitor with no widget open for this long goes by email too, when their email is verified."""
+    allowed_origins: tuple[str, ...] = ()
+    """Sites (`https://shop.example.com`) whose pages may open the chat; ROUTER_PUBLIC_URL always may; "*": any."""
+
+
+@dataclass(frozen=True)
+class CsatConfig:
+    """`[csat]`: satisfaction surveys after a ticket stays solved, and NPS (`router.core.csat`)."""
+
+    enabled: bool = True
+    delay: timedelta = timedelta(hours=1)
+    """How long a ticket must stay solved before its survey goes out (a reopen within it sends none)."""
+    link_expiry: timedelta = timedelta(days=14)
+    quiet_days: int = 7
+    """A customer sent any survey in the last `quiet_days` days is not sent another (0: no quiet period)."""
+    nps: bool = False
+    nps_every_days: int = 90
+    """NPS goes to a customer at most once in this many days, instead of that resolution's CSAT."""
+
+
+@dataclass(frozen=True)
+class WhatsAppTemplate:
+    name: str
+    language: str
+    """WhatsApp's code for the template's language: "ja", "en_US"."""
+
+
+@dataclass(frozen=True)
+class WhatsAppConfig:
+    """`[whatsapp]`: outside WhatsApp's 24-hour window a reply goes out as the pre-approved template
+    for the ticket's language (`reply_templates.<ja|en>`, English when the language has none), whose
+    body's one variable `{{1}}` holds the reply; none configured: such replies are refused.
+    `phone_number_id` sends to customers whose latest WhatsApp message names no business number."""
+
+    reply_templates: Mapping[str, WhatsAppTemplate] = field(default_factory=dict)
+    phone_number_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     settings: Settings
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -167,6 +217,9 @@ class Config:
     templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     canned: tuple[CannedResponse, ...] = ()
     slack: SlackConfig = field(default_factory=SlackConfig)
+    csat: CsatConfig = field(default_factory=CsatConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    whatsapp: WhatsAppConfig = field(default_factory=WhatsAppConfig)
     source: str = "built-in demo"
 
     @cached_property
@@ -413,7 +466,7 @@ class _Parser:
     # -- sections ---------------------------------------------------------------------------
     def build(self, data: Mapping[str, Any], settings: Settings) -> Config:
         known = {"service", "calendars", "sla_policies", "teams", "agents", "topics", "templates", "canned",
-                 "slack"}
+                 "slack", "csat", "chat", "whatsapp"}
         for key in data:
             if key not in known:
                 self.problem(key, None, None, f"unknown section (allowed: {', '.join(sorted(known))})")
@@ -432,11 +485,79 @@ class _Parser:
             templates=self._templates(data.get("templates", {})),
             canned=self._canned(data),
             slack=self._slack(data.get("slack", {}), slack_teams),
+            csat=self._csat(data.get("csat", {})),
+            chat=self._chat(data.get("chat", {})),
+            whatsapp=self._whatsapp(data.get("whatsapp", {})),
             source=self.source,
         )
         if self.problems:
             raise ConfigError(self.problems)
         return config
+
+    def _whatsapp(self, table: Mapping[str, Any]) -> WhatsAppConfig:
+        loc = ("whatsapp", None)
+        if not isinstance(table, dict):
+            self.problem("whatsapp", None, None, "must be a table like [whatsapp] phone_number_id = \"1065…\"")
+            return WhatsAppConfig()
+        self._unknown_keys(table, {"reply_templates", "phone_number_id"}, loc)
+        number = self._get(table, "phone_number_id", str, None, loc)
+        if number is not None and not number.isdigit():
+            self.problem(*loc, "phone_number_id", f"{number!r} is not a WhatsApp phone number ID (digits)")
+        templates: dict[str, WhatsAppTemplate] = {}
+        for language, entry in self._get(table, "reply_templates", dict, {}, loc).items():
+            name = entry.get("name") if isinstance(entry, dict) else None
+            code = entry.get("language") if isinstance(entry, dict) else None
+            if language not in ("ja", "en") or not isinstance(name, str) or not isinstance(code, str) \
+                    or not re.fullmatch(r"[a-z0-9_]{1,512}", name) \
+                    or not re.fullmatch(r"[a-z]{2,3}(_[A-Za-z]{2,4})?", code):
+                self.problem(*loc, "reply_templates", f"{language}: expected ja or en = {{ name = \"support_reply\","
+                             " language = \"ja\" } (a template name in lower case, WhatsApp's language code)")
+                continue
+            templates[language] = WhatsAppTemplate(name, code)
+        return WhatsAppConfig(templates, number if number is not None and number.isdigit() else None)
+
+    def _chat(self, table: Mapping[str, Any]) -> ChatConfig:
+        loc = ("chat", None)
+        base = ChatConfig()
+        if not isinstance(table, dict):
+            self.problem("chat", None, None, "must be a table like [chat] connections_per_ip = 20")
+            return base
+        self._unknown_keys(table, {"max_message_chars", "messages_per_minute", "messages_per_minute_per_ip",
+                                   "connections_per_ip", "idle_timeout", "offline_after", "allowed_origins"}, loc)
+        origins = tuple(o.rstrip("/") for o in self._strings(table, "allowed_origins", loc))
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                self.problem(*loc, "allowed_origins", f"{origin!r} is not an origin like \"https://shop.example.com\"")
+        return ChatConfig(
+            max_message_chars=self._positive(table, "max_message_chars", base.max_message_chars, loc),
+            messages_per_minute=self._positive(table, "messages_per_minute", base.messages_per_minute, loc),
+            messages_per_minute_per_ip=self._positive(table, "messages_per_minute_per_ip",
+                                                      base.messages_per_minute_per_ip, loc),
+            connections_per_ip=self._positive(table, "connections_per_ip", base.connections_per_ip, loc),
+            idle_timeout=self._duration(table, "idle_timeout", loc) or base.idle_timeout,
+            offline_after=self._duration(table, "offline_after", loc) or base.offline_after,
+            allowed_origins=origins,
+        )
+
+    def _csat(self, table: Mapping[str, Any]) -> CsatConfig:
+        loc = ("csat", None)
+        base = CsatConfig()
+        if not isinstance(table, dict):
+            self.problem("csat", None, None, "must be a table like [csat] delay = \"1h\"")
+            return base
+        self._unknown_keys(table, {"enabled", "delay", "link_expiry", "quiet_days", "nps", "nps_every_days"}, loc)
+        quiet_days: int = self._get(table, "quiet_days", int, base.quiet_days, loc)
+        if quiet_days < 0:
+            self.problem(*loc, "quiet_days", "must be 0 (no quiet period) or more")
+            quiet_days = base.quiet_days
+        return CsatConfig(
+            enabled=self._get(table, "enabled", bool, base.enabled, loc),
+            delay=self._duration(table, "delay", loc) or base.delay,
+            link_expiry=self._duration(table, "link_expiry", loc) or base.link_expiry,
+            quiet_days=quiet_days,
+            nps=self._get(table, "nps", bool, base.nps, loc),
+            nps_every_days=self._positive(table, "nps_every_days", base.nps_every_days, loc),
+        )
 
     def _service(self, table: Mapping[str, Any]) -> ServiceConfig:
         loc = ("service", None)

@@ -52,7 +52,7 @@ def senders_for(config: Config) -> dict[str, Sender]:
     if config.settings.meta_access_token:
         from channels.meta.send import CHANNELS, MetaSender
 
-        meta = MetaSender(config.settings.meta_graph_url, config.settings.meta_access_token)
+        meta = MetaSender(config.settings.meta_graph_url, config.settings.meta_access_token, config.whatsapp)
         senders.update(dict.fromkeys(CHANNELS, meta))
     return senders
 
@@ -180,5 +180,15 @@ def smtp_intake_handler(config: Config, pool: asyncpg.Pool, pipeline: Callable[[
     return handler
 
 
+async def csat_worker(svc: Services) -> None:
+    """Satisfaction surveys once tickets have stayed solved (`router.core.csat`)."""
+    from router.core.csat import IDLE_SECONDS, Scheduler
+
+    scheduler = Scheduler(svc.require_pool(), svc.clock, lambda: svc.config)
+    await forever("CSAT surveys", scheduler.run_once, IDLE_SECONDS)
+
+
 def default_workers(config: Config) -> tuple[Worker, ...]:
-    return (smtp_worker, outbox_worker, sla_worker, queue_worker, slack_worker)
+    from router.web.chat_delivery import chat_worker  # chat delivery reads the database: see there
+
+    return (smtp_worker, outbox_worker, sla_worker, queue_worker, slack_worker, csat_worker, chat_worker)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from router.config import Config
-from router.core import channel_rules
+from router.core import channel_rules, kb
 from router.core.inbound import InboundMessage
 from router.core.outbound import queue_outbound
 from router.core.store.tickets import Ticket
@@ -89,7 +89,8 @@ async def queue_ack(conn: asyncpg.Connection, config: Config, *, message: Inboun
     if channel == "email" and is_our_address(config, sender.value):
         return False
     ref = ticket.ref
-    subject, text = render_ack(config.templates, ref=ref, due=due, language=ticket.language,
+    templates = await kb.ack_templates(conn, config, message, ticket.language)  # fills {suggestions} if used
+    subject, text = render_ack(templates, ref=ref, due=due, language=ticket.language,
                                timezone=customer_timezone or config.service.timezone)
     extra = {"ticket_ref": ref, "language": ticket.language, "auto_submitted": True,
              "in_reply_to": message.external_id if message.channel == "email" else None,

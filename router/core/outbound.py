@@ -35,7 +35,7 @@ import asyncpg
 
 from router.core.clock import Clock
 from router.core.delivery import OutboxItem, PermanentDeliveryError, Refused, RetryLater, Sender
-from router.core.store import outbox
+from router.core.store import chat, outbox
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,16 @@ async def queue_outbound(conn: asyncpg.Connection, *, key: str, kind: str, chann
     crash) and the customer's `In-Reply-To` all agree."""
     external_id = email_message_id(key, mail_domain, secret) if channel == "email" else f"outbox:{key}"
     payload = {"to": to, "subject": subject, "text": text, "message_id": external_id, **(extra or {})}
-    return await outbox.queue_message(
+    message_id = await outbox.queue_message(
         conn, key=key, kind=kind, channel=channel, ticket_id=ticket_id, customer_id=customer_id,
         external_id=external_id, subject=subject, text=text, payload=payload, now=now,
         author_agent_id=author_agent_id, unless_sent_since=unless_sent_since)
+    if channel == "chat" and message_id is not None:
+        # Into the visitor's conversation in this transaction: pushed to their widget at commit, not
+        # when the outbox gets to it (`store.chat`); the outbox item then only decides the fallback.
+        await chat.record_outbound(conn, to, message_id=message_id, kind=kind, ticket_id=ticket_id, text=text,
+                                   author_agent_id=author_agent_id, now=now)
+    return message_id
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:

@@ -27,7 +27,7 @@ from router.core.errors import (
     Unauthorized,
 )
 from router.services import Services
-from router.web import api, inbox, intake, openapi, slack, webhooks
+from router.web import api, chat, csat, help, inbox, intake, openapi, reports, slack, verify, webhooks
 from router.web.http import bearer_token, client_address_is_loopback, error_response, problem, services
 from router.web.inbox.render import render
 from router.web.inbox.session import SignInRequired, login_url, signed_in
@@ -179,9 +179,14 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
         Route("/metrics", metrics),
         *intake.routes,
         *webhooks.routes,
+        *chat.routes,
         *slack.routes,
         *api.routes,
+        *csat.routes,
+        *verify.routes,
         *inbox.routes,
+        *help.routes,
+        *reports.routes,
     ]
     exception_handlers: dict[object, Callable] = {
         RouterError: _router_error,

@@ -296,7 +296,35 @@ SCHEMAS: dict[str, Schema] = {
     "MergeRequest": _object({
         "other": {"description": "The customer folded into this one.",
                   "anyOf": [ID, {"type": "string", "pattern": "^[0-9]+$"}]},
+        "reason": {**NULLABLE_STRING, "maxLength": 500, "description": "Why (kept in the merge log)."},
+    }, optional=("reason",), closed=False),
+    "ReasonRequest": _object({"reason": {**NULLABLE_STRING, "maxLength": 500}}, optional=("reason",), closed=False),
+    "IdentityRequest": _object({
+        "kind": {"enum": ["email", "phone"]},
+        "value": {"type": "string", "pattern": NON_BLANK, "maxLength": 320},
     }, closed=False),
+    "Suggestion": _object({
+        "id": ID,
+        "claimant": _object({"id": ID, "name": NULLABLE_STRING}, description="Who typed the identity."),
+        "other": _object({"id": ID, "name": NULLABLE_STRING}, description="Who holds it, proved."),
+        "identity": _object({"kind": STRING, "value": STRING}),
+        "reason": STRING,
+        "confidence": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "status": {"enum": ["open", "dismissed", "merged"]},
+        "ticket_number": {"type": ["integer", "null"]},
+        "created_at": DATE_TIME,
+        "decided": _nullable(_object({"at": DATE_TIME, "by": NULLABLE_STRING, "note": NULLABLE_STRING})),
+    }),
+    "SuggestionList": _object({"suggestions": {"type": "array", "items": _ref("Suggestion")}}),
+    "Merge": _object({
+        "id": ID, "survivor": ID, "merged": ID, "reason": STRING, "actor": NULLABLE_STRING, "at": DATE_TIME,
+        "suggestion": {"type": ["integer", "null"]}, "messages_moved": COUNT, "tickets_folded": COUNT,
+        "undone": _nullable(_object({"at": DATE_TIME, "by": NULLABLE_STRING, "why": NULLABLE_STRING})),
+    }),
+    "MergeList": _object({"merges": {"type": "array", "items": _ref("Merge")}}),
+    "MergeCreated": _object({"merge_id": ID}),
+    "Split": _object({"merge_id": ID, "survivor": ID, "merged": ID, "messages_restored": COUNT,
+                      "later_messages_moved": COUNT}),
     "AgentChange": {
         "type": "object",
         "description": "Agents set their own `status`, leads anyone's; only admins change the rest.",
@@ -358,6 +386,44 @@ def _operation(operation_id: str, summary: str, responses: dict[str, Any], *, se
         operation["requestBody"] = body
     operation["responses"] = responses
     return operation
+
+
+_ID_PARAMETERS = [{"name": "id", "in": "path", "required": True, "schema": ID}]
+_SUGGESTION_PARAMETERS = [*_ID_PARAMETERS, {"name": "sid", "in": "path", "required": True, "schema": ID}]
+_OPTIONAL_REASON = {"required": False, "description": "Why (optional).",
+                    "content": {JSON: {"schema": _ref("ReasonRequest")}}}
+_IDENTITY_PATHS: dict[str, Any] = {
+    "/api/v1/customers/{id}/identities": {"parameters": _ID_PARAMETERS, "post": _operation(
+        "addCustomerIdentity", "Confirm or add an email or phone on the customer (verified)",
+        {"201": _json(_ref("Customer"), "The customer."), **_errors(400, 401, 404, 409, 413, 422, 503)},
+        security=AGENT_API, tags=("customers",), body=_body(_ref("IdentityRequest"), "The identity."),
+        description="409 when another customer holds it verified: a suggestion to merge them is kept.")},
+    "/api/v1/customers/{id}/suggestions": {"parameters": _ID_PARAMETERS, "get": _operation(
+        "listSuggestions", "Possible matches involving the customer (open, or all with status=all)",
+        {"200": _json(_ref("SuggestionList"), "Newest first."), **_errors(401, 404, 422, 503)},
+        security=AGENT_API, tags=("customers",),
+        parameters=[{"name": "status", "in": "query", "schema": {"enum": ["open", "all"]}}])},
+    "/api/v1/customers/{id}/suggestions/{sid}/merge": {"parameters": _SUGGESTION_PARAMETERS, "post": _operation(
+        "mergeSuggestion", "Fold the claimant into the customer who holds the identity",
+        {"201": _json(_ref("MergeCreated"), "The merge (undo it by id)."),
+         **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
+        security=AGENT_API, tags=("customers",), body=_OPTIONAL_REASON,
+        description="Any agent for a claimant known only by what they typed; leads and admins when both "
+                    "customers have proved identities.")},
+    "/api/v1/customers/{id}/suggestions/{sid}/dismiss": {"parameters": _SUGGESTION_PARAMETERS, "post": _operation(
+        "dismissSuggestion", "Not the same person: close the suggestion for good",
+        {"204": {"description": "Dismissed."}, **_errors(400, 401, 404, 409, 413, 422, 503)},
+        security=AGENT_API, tags=("customers",), body=_OPTIONAL_REASON)},
+    "/api/v1/customers/{id}/merges": {"parameters": _ID_PARAMETERS, "get": _operation(
+        "listMerges", "Merges of the customer (either side), with who, why and any undo",
+        {"200": _json(_ref("MergeList"), "Newest first."), **_errors(401, 404, 422, 503)},
+        security=AGENT_API, tags=("customers",))},
+    "/api/v1/merges/{id}/undo": {"parameters": _ID_PARAMETERS, "post": _operation(
+        "undoMerge", "Split a merge back (leads and admins)",
+        {"200": _json(_ref("Split"), "What went back."), **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
+        security=AGENT_API, tags=("customers",), body=_OPTIONAL_REASON,
+        description="409 when a later merge of either customer built on this one: undo that first.")},
+}
 
 
 PATHS: dict[str, Any] = {
@@ -460,6 +526,7 @@ PATHS: dict[str, Any] = {
              **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
             security=AGENT_API, tags=("customers",), body=_body(_ref("MergeRequest"), "Who to merge.")),
     },
+    **_IDENTITY_PATHS,
     "/api/v1/agents": {"get": _operation(
         "listAgents", "Every agent", {"200": _json(_ref("AgentList"), "The agents, by id."), **_errors(401, 503)},
         security=AGENT_API, tags=("agents",))},
@@ -473,6 +540,31 @@ PATHS: dict[str, Any] = {
              **_errors(400, 401, 403, 404, 413, 422, 503)},
             security=AGENT_API, tags=("agents",), body=_body(_ref("AgentChange"), "The change.")),
     },
+    "/api/v1/reports/summary": {"get": _operation(
+        "reportSummary", "Team report over tickets created in a period (leads and admins)",
+        {"200": _json(_object({
+            "period": _object({"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+                               "timezone": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
+                               "end": {"type": "string", "format": "date-time"}}),
+            "filters": _object({k: {"type": ["string", "null"]} for k in ("team", "channel", "agent")}),
+            **{k: {"type": "object"} for k in ("tickets", "backlog", "csat", "nps", "kb")},
+            **{k: {"type": "array", "items": {"type": "object"}}
+               for k in ("sla", "by_channel", "by_topic", "by_language", "by_hour", "agents")},
+        }), "Every figure; durations in seconds (business time of each ticket's SLA calendar), rates 0..1. "
+            "The README's \"Reports\" section defines each figure."),
+         **_errors(401, 403, 422, 503)},
+        security=AGENT_API, tags=("reports",),
+        description="`from`/`to` are local dates (both included) in the service's timezone; by default the "
+                    "last 30 days; at most 366 days. An unknown team or agent is a 422.",
+        parameters=[
+            {"name": "from", "in": "query", "schema": {"type": "string", "format": "date", "maxLength": 500}},
+            {"name": "to", "in": "query", "schema": {"type": "string", "format": "date", "maxLength": 500}},
+            {"name": "team", "in": "query", "description": "A team's name.",
+             "schema": {"type": "string", "maxLength": 320}},
+            {"name": "channel", "in": "query", "schema": {"type": "string", "maxLength": 320}},
+            {"name": "agent", "in": "query", "description": "An agent id or email (tickets assigned to them).",
+             "schema": {"type": "string", "maxLength": 320}},
+        ])},
 }
 
 _DOCUMENT: dict[str, Any] = {

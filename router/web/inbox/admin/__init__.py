@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from agents import store as agent_store
 from router.core.store import canned, channel_status
 from router.web.http import services
-from router.web.inbox.admin import agents, canned_pages, channels, policies, teams
+from router.web.inbox.admin import agents, canned_pages, channels, kb, policies, teams
 from router.web.inbox.admin import translations as translations  # registers the Japanese of these pages
 from router.web.inbox.admin.common import page, viewer
 
@@ -48,4 +48,5 @@ routes: list[BaseRoute] = [
     *canned_pages.routes,
     *policies.routes,
     *channels.routes,
+    *kb.routes,
 ]
