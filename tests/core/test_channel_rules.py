@@ -63,7 +63,7 @@ def test_texts_longer_than_the_platform_takes_are_named():
 def test_reply_context_keeps_what_each_sender_needs():
     received = NOW - timedelta(seconds=5)
     assert reply_context("whatsapp", {"phone_number_id": "106540352242922", "attachments": []}, received) == {
-        "phone_number_id": "106540352242922"}
+        "phone_number_id": "106540352242922", "window_closes_at": (received + timedelta(hours=24)).isoformat()}
     assert reply_context("line", {"reply_token": "nHuy"}, received) == {
         "reply_token": "nHuy", "reply_token_at": received.isoformat()}
     assert reply_context("line", {}, received) == {}

@@ -35,7 +35,8 @@ class Destination:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-async def destination(conn: asyncpg.Connection, ticket: Ticket, channel: str | None, now: datetime) -> Destination:
+async def destination(conn: asyncpg.Connection, ticket: Ticket, channel: str | None, now: datetime, *,
+                      whatsapp_template: bool = False) -> Destination:
     """The requested channel, else the customer's latest inbound one (the web form and integrations
     are answered by email); refused when the customer has no address there, or when the platform
     takes no free-form message now (SPEC §2.12: the 24-hour windows), naming the rule and the email
@@ -47,7 +48,8 @@ async def destination(conn: asyncpg.Connection, ticket: Ticket, channel: str | N
     if address is None:
         raise InvalidInput(f"the customer cannot be reached on {channel!r}: no identity for that channel")
     latest = await receipts.latest_inbound(conn, ticket.customer_id, channel)
-    ruling = channel_rules.availability(channel, latest.at if latest else None, now)
+    ruling = channel_rules.availability(channel, latest.at if latest else None, now,
+                                        whatsapp_template=whatsapp_template)
     if isinstance(ruling, Unavailable):
         raise InvalidInput(await _refusal(conn, ticket, channel, ruling))
     context = channel_rules.reply_context(channel, latest.metadata, latest.at) if latest else {}
@@ -74,7 +76,7 @@ async def reply(ctx: Context, actor: AgentIdentity, ref: str, text: str, *, chan
 
 async def _queue_reply(conn: asyncpg.Connection, config: Config, ticket: Ticket, text: str, channel: str | None,
                        agent_id: int | None, idempotency_key: str | None, now: datetime) -> int | None:
-    target = await destination(conn, ticket, channel, now)
+    target = await destination(conn, ticket, channel, now, whatsapp_template=bool(config.whatsapp.reply_templates))
     if problem := channel_rules.too_long(target.channel, text):
         raise InvalidInput(f"{problem}: shorten the reply, or send it by email")
     extra: dict[str, object] = {"ticket_ref": ticket.ref, "language": ticket.language, **target.context}

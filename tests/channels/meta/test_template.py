@@ -176,3 +176,31 @@ async def test_a_reply_queued_in_the_window_but_sent_after_it_goes_as_the_templa
     assert json.dumps(request.body["template"]["components"], ensure_ascii=False) == json.dumps(
         [{"type": "body", "parameters": [{"type": "text", "text": "Yes, in blue."}]}])
     assert request.body["template"]["language"] == {"code": "en_US"}
+
+
+@pytest.fixture
+def config(settings):
+    return replace(parse_config(demo_config_text(), settings), whatsapp=TEMPLATES)
+
+
+async def test_with_a_template_an_agent_can_reply_a_day_later_and_it_goes_as_the_template(client, auth, pool, clock,
+                                                                                          graph, app):
+    path, body, headers = whatsapp_request("meta-secret", wa_id="16505551234", name="Sheena", text="In blue?",
+                                           message_id="wamid.T2", at=int(clock().timestamp()))
+    assert (await client.post(path, content=body, headers=headers)).status_code == 200
+    async with pool.acquire() as conn:
+        number = await conn.fetchval("SELECT number FROM tickets")
+        await conn.execute("DELETE FROM outbox WHERE kind = 'ack'")
+    clock.advance(timedelta(hours=25))
+    sent = await client.post(f"/api/v1/tickets/T-{number}/replies", json={"text": "Yes,\nin blue."}, headers=auth)
+    assert sent.status_code == 201, sent.text
+    dispatcher = Dispatcher(pool, {"whatsapp": MetaSender(graph.url, TOKEN, TEMPLATES, clock)}, clock)
+    assert await dispatcher.run_once() == 1
+    [request] = graph.seen
+    assert request.body["type"] == "template"
+    assert request.body["template"]["components"][0]["parameters"][0]["text"] == "Yes, in blue."
+
+    # Without a template the same reply is refused, naming the window.
+    await app.state.services.apply_config(replace(app.state.services.config, whatsapp=WhatsAppConfig({})))
+    refused = await client.post(f"/api/v1/tickets/T-{number}/replies", json={"text": "Hello?"}, headers=auth)
+    assert refused.status_code == 422 and "24" in refused.json()["detail"]
