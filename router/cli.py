@@ -16,7 +16,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from router import db
-from router.config import ConfigError, Settings, ensure_secret_key, load_config, parse_config, settings_from_env
+from router.config import ConfigError, Settings, load_config, parse_config, settings_from_env
 
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
 """The longest request line and headers accepted (httptools itself buffers a header of any size)."""
@@ -112,6 +112,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+WEBSOCKET_MAX_FRAME_BYTES = 256 * 1024
+"""uvicorn reads a WebSocket frame whole before the chat's own limits see it (its default is 16 MiB):
+this bounds that read, far above the largest frame `[chat] max_message_chars` allows."""
+
+
 def server_config(app: Any, settings: Settings) -> ServerConfig:
     """How `router serve` runs uvicorn: bounded connections (SPEC §4 Security), and `X-Forwarded-For`
     believed only from `ROUTER_TRUSTED_PROXIES` (uvicorn would believe 127.0.0.1 by default, so any
@@ -125,6 +130,7 @@ def server_config(app: Any, settings: Settings) -> ServerConfig:
         timeout_keep_alive=settings.http_keepalive_seconds,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies),
+        ws_max_size=WEBSOCKET_MAX_FRAME_BYTES,
     )
 
 
@@ -173,9 +179,12 @@ def cmd_check_config(settings: Settings, path: str | None) -> int:
 
 def cmd_serve(settings: Settings) -> int:
     from router.app import create_app
+    from router.demo import social_settings
     from router.workers import default_workers
 
-    settings = ensure_secret_key(settings)
+    # With the built-in demo config, webhook secrets the environment leaves unset are derived from
+    # the secret key, as `router demo` derives them, so its signed social traffic is accepted.
+    settings = social_settings(settings)
     try:
         config = load_config(settings)
     except ConfigError as exc:

@@ -16,6 +16,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from router.app import create_app
+from router.cli import server_config
 from router.config import ChatConfig, Config
 from router.core.clock import ManualClock
 from tests.conftest import API_TOKEN, free_port
@@ -45,7 +46,8 @@ class Served:
 async def serve(config: Config, pool: asyncpg.Pool, clock: ManualClock, port: int | None = None) -> Served:
     app = create_app(config, pool=pool, clock=clock)
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    # `router serve`'s own uvicorn settings (bounded connections, the WebSocket frame bound).
+    server = uvicorn.Server(server_config(app, replace(config.settings, http_host="127.0.0.1", http_port=port)))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -104,6 +104,15 @@ async def test_message_size_and_rate_limits(start: Serving) -> None:
     await visitor.close()
 
 
+async def test_a_frame_far_over_any_message_is_refused_before_it_is_read_whole(start: Serving) -> None:
+    served = await start()
+    visitor = Visitor(served.ws_url)
+    await visitor.open()
+    await visitor.send({"type": "message", "id": "huge-frame-01", "text": "x" * (1024 * 1024)})
+    code, _ = await closed_with(visitor)
+    assert code == 1009  # "message too big", from the server's frame bound, not after reading a megabyte
+
+
 async def test_messages_per_address_are_limited_across_connections(start: Serving) -> None:
     served = await start(messages_per_minute=100, messages_per_minute_per_ip=2)
     codes = []
