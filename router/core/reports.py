@@ -26,6 +26,7 @@ from sla.calendar import BusinessCalendar, elapsed_business_time
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+MAX_YEARS_BACK = 10
 """A report covers at most a year: longer periods belong in a data warehouse, not a live query."""
 _FILTER_LIMIT = 320
 HOUR = 3600
@@ -66,6 +67,10 @@ def period(first: str | None, last: str | None, timezone: str, today: date) -> P
         raise InvalidInput("`from` must not be after `to`")
     if (last_day - first_day).days + 1 > MAX_DAYS:
         raise InvalidInput(f"a report covers at most {MAX_DAYS} days")
+    # Business time is read from per-hour calendar rows from the period's start until now: a period
+    # centuries away would have a report build millions of them.
+    if first_day < today - timedelta(days=MAX_YEARS_BACK * 366) or last_day > today + timedelta(days=MAX_DAYS):
+        raise InvalidInput(f"a report starts at most {MAX_YEARS_BACK} years ago and ends at most a year ahead")
     zone = ZoneInfo(timezone)
     return Period(first_day, last_day, timezone, datetime.combine(first_day, time(), zone),
                   datetime.combine(last_day + timedelta(days=1), time(), zone))
@@ -125,9 +130,16 @@ def calendar_rows(cal: BusinessCalendar, first: int, last: int, open_before_firs
                       for s, e in day_intervals(cal, day))
     rows = []
     before = open_before_first
+    passed = 0  # segments are sorted and never overlap: those ending before this hour are done with
     for hour in range(first, last + 1):
         low, high = hour * HOUR, (hour + 1) * HOUR
-        inside = [(max(s, low), min(e, high)) for s, e in segments if s < high and e > low]
+        while passed < len(segments) and segments[passed][1] <= low:
+            passed += 1
+        inside = []
+        for start, end in segments[passed:]:
+            if start >= high:
+                break
+            inside.append((max(start, low), min(end, high)))
         rows.append(store.CalendarHour(hour, before, [s for s, _ in inside], [e for _, e in inside]))
         before += sum(e - s for s, e in inside)
     return rows
