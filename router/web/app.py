@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -155,6 +155,13 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return problem(status, "not_found" if status == 404 else "http_error", str(detail))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away while sending its body (a closing tab's last presence ping): nothing was
+    read, so nothing was done, and nobody is left to answer."""
+    log.info("client left during %s %s before its body arrived", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
@@ -192,6 +199,7 @@ def build_app(svc: Services, lifespan: Callable[[Starlette], AbstractAsyncContex
         RouterError: _router_error,
         404: _not_found,
         405: _not_found,
+        ClientDisconnect: _client_gone,
         Exception: _unexpected,
     }
     for error in DATABASE_DOWN_ERRORS:

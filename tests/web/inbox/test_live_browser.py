@@ -60,7 +60,7 @@ async def test_an_agent_sees_who_else_has_the_ticket_open_and_who_types(browser:
     await ben.locator("#reply-text").fill("")  # gave up on the draft
     await expect(presence).to_have_text("Ben Carter is viewing", timeout=10_000)
 
-    await ben.context.close()  # the tab closes: its last word takes Ben off at once
+    await ben.close(run_before_unload=True)  # the tab closes: its last word takes Ben off at once
     await expect(presence).to_have_text("", timeout=10_000)
 
     # the stream names the ticket page's own events: a note through the API refreshes its timeline
