@@ -30,6 +30,7 @@ class Services:
     pipeline: Pipeline
     metrics: Metrics = field(default_factory=Metrics)
     form_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_minute=10, burst=5))
+    page_limiters: dict[str, RateLimiter] = field(default_factory=dict)  # per public page (`http.limit_client`)
     pool: asyncpg.Pool | None = None
     live: LiveHub = field(default_factory=LiveHub)
     config_listeners: list[Callable[[Config], None]] = field(default_factory=list)

@@ -24,8 +24,7 @@ from router.core.errors import InvalidInput, NotFound, PayloadTooLarge, RouterEr
 from router.core.refs import ref
 from router.core.store import csat as csat_store
 from router.core.store.csat import Survey
-from router.ratelimit import RateLimiter
-from router.web.http import client_address, read_body, services
+from router.web.http import limit_client, read_body, services
 from router.web.inbox.i18n import negotiate, register
 from router.web.inbox.render import render
 from router.web.inbox.session import require_agent
@@ -72,12 +71,6 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
-def _limit(request: Request) -> None:
-    state = request.app.state
-    if not hasattr(state, "csat_limiter"):
-        state.csat_limiter = RateLimiter(rate_per_minute=RATE_PER_MINUTE, burst=BURST)
-    state.csat_limiter.check(client_address(request))
-
 
 def _answers(kind: csat.SurveyKind, language: str) -> list[tuple[int, str]]:
     if kind == "csat":
@@ -109,7 +102,7 @@ async def survey_page(request: Request) -> Response:
     """The question (no `score`), or record `score` and thank the customer. A HEAD request (what some
     mail link checkers send) never records."""
     svc = services(request)
-    _limit(request)
+    limit_client(request, "csat", rate_per_minute=RATE_PER_MINUTE, burst=BURST)
     token = request.path_params["token"]
     try:
         if "score" not in request.query_params or request.method == "HEAD":
@@ -129,7 +122,7 @@ async def survey_page(request: Request) -> Response:
 async def post_comment(request: Request) -> Response:
     """The optional comment (a urlencoded form, at most `MAX_FORM_BYTES`)."""
     svc = services(request)
-    _limit(request)
+    limit_client(request, "csat", rate_per_minute=RATE_PER_MINUTE, burst=BURST)
     token = request.path_params["token"]
     try:
         survey, link = await csat.open_survey(svc.require_pool(), svc.config, token, svc.clock())

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from router.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, RouterError
 from router.core.inbound import json_object
+from router.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from router.services import Services
@@ -83,6 +84,15 @@ def services(request: Request) -> Services:
     """The app's shared services (set by the app factory)."""
     found: Services = request.app.state.services
     return found
+
+
+def limit_client(request: Request, page: str, *, rate_per_minute: float, burst: int) -> None:
+    """Per-address rate limit of a public page (the survey, the verify link), one limiter per page
+    and app; raises `TooManyRequests` past it."""
+    limiters = services(request).page_limiters
+    if page not in limiters:
+        limiters[page] = RateLimiter(rate_per_minute=rate_per_minute, burst=burst)
+    limiters[page].check(client_address(request))
 
 
 def bearer_token(request: Request) -> str | None:

@@ -15,8 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from router.core.actions import identity
-from router.ratelimit import RateLimiter
-from router.web.http import client_address, services
+from router.web.http import limit_client, services
 from router.web.inbox.i18n import negotiate
 
 _environment = Environment(loader=FileSystemLoader(Path(__file__).parent / "verify_templates"),
@@ -47,12 +46,6 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
-def _limit(request: Request) -> None:
-    state = request.app.state
-    if not hasattr(state, "verify_limiter"):
-        state.verify_limiter = RateLimiter(rate_per_minute=RATE_PER_MINUTE, burst=BURST)
-    state.verify_limiter.check(client_address(request))
-
 
 def _page(request: Request, state: str, address: str | None, token: str) -> HTMLResponse:
     language = negotiate(None, request.headers.get("accept-language"))
@@ -63,14 +56,14 @@ def _page(request: Request, state: str, address: str | None, token: str) -> HTML
 
 
 async def verify_page(request: Request) -> Response:
-    _limit(request)
+    limit_client(request, "verify", rate_per_minute=RATE_PER_MINUTE, burst=BURST)
     token = request.path_params["token"][:MAX_TOKEN]
     state, address = await identity.describe_link(services(request).actions(), token)
     return _page(request, state, address, token)
 
 
 async def confirm(request: Request) -> Response:
-    _limit(request)
+    limit_client(request, "verify", rate_per_minute=RATE_PER_MINUTE, burst=BURST)
     token = request.path_params["token"][:MAX_TOKEN]
     ctx = services(request).actions()
     state = await identity.verify_link(ctx, token)
