@@ -26,6 +26,7 @@ from router.core.errors import Forbidden, InvalidInput, MalformedBody, NotFound,
 from router.core.store import kb as kb_store
 from router.core.store.kb import Suggestion
 from router.ratelimit import RateLimiter
+from router.web.chat import origin_allowed
 from router.web.http import client_address, read_body, services
 from router.web.inbox.i18n import LANGUAGES, negotiate, register, translate
 from router.web.inbox.render import STATIC_PREFIX, environment
@@ -167,7 +168,33 @@ async def suggest(request: Request) -> Response:
             await _count_shown(request, conn, found, source)
     base = svc.config.settings.public_url
     return JSONResponse({"articles": [{"slug": s.slug, "title": s.title, "url": kb.suggestion_url(base, s.slug)}
-                                      for s in found]}, headers={"Cache-Control": "no-store"})
+                                      for s in found]}, headers={"Cache-Control": "no-store", **_cors(request)})
+
+
+def _widget_site(request: Request) -> bool:
+    """A page on another site the chat widget may be embedded in (`[chat] allowed_origins`)."""
+    origin = request.headers.get("origin")
+    if origin in (None, "null") or same_origin(request):
+        return False
+    svc = services(request)
+    return origin_allowed(origin, svc.config.chat, svc.config.settings.public_url)
+
+
+def _cors(request: Request) -> dict[str, str]:
+    """The widget on an allowed site reads suggestions and reports "solved" across origins (no
+    cookies are involved, so no credentials are allowed)."""
+    if not _widget_site(request):
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": request.headers["origin"], "Vary": "Origin"}
+
+
+async def solved_preflight(request: Request) -> Response:
+    """The browser asks before the widget's JSON POST from an allowed site."""
+    if not _widget_site(request):
+        raise Forbidden("cross-origin request refused")
+    return Response(status_code=204, headers={**_cors(request), "Access-Control-Allow-Methods": "POST",
+                                              "Access-Control-Allow-Headers": "Content-Type",
+                                              "Access-Control-Max-Age": "600"})
 
 
 def _is_form(request: Request) -> bool:
@@ -197,7 +224,8 @@ async def solved(request: Request) -> Response:
     """Count "this solved my problem": 204, or back to the article when sent from its page's form."""
     slug = request.path_params["slug"]
     try:
-        if request.headers.get("origin") not in (None, "null") and not same_origin(request):
+        if request.headers.get("origin") not in (None, "null") and not same_origin(request) \
+                and not _widget_site(request):
             raise Forbidden("cross-origin request refused")
         limits(request).solved.check(client_address(request))
         source = await _solved_source(request)
@@ -212,7 +240,7 @@ async def solved(request: Request) -> Response:
         return _page(request, "help_error.html", page_language(request), {"detail": exc.detail}, status=exc.status)
     if _is_form(request):
         return RedirectResponse(f"/help/{slug}?solved=1#feedback", status_code=303)
-    return Response(status_code=204)
+    return Response(status_code=204, headers=_cors(request))
 
 
 routes = [
@@ -220,6 +248,7 @@ routes = [
     Route("/help/suggest", suggest, methods=["GET"]),
     Route("/help/{slug}", help_article, methods=["GET"]),
     Route("/help/{slug}/solved", solved, methods=["POST"]),
+    Route("/help/{slug}/solved", solved_preflight, methods=["OPTIONS"]),
 ]
 
 register({

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from router.core.store import kb as kb_store
@@ -126,3 +127,24 @@ async def test_help_index_lists_and_searches_without_javascript(client, articles
     assert "Nothing matched" in nothing.text
     too_long = await client.get("/help", params={"q": "x" * 3000})
     assert too_long.status_code == 422 and "text/html" in too_long.headers["content-type"]
+
+
+async def test_the_widget_on_an_allowed_site_reads_suggestions_and_reports_solved(client, app, articles):
+    """Embedded on a shop's site (`[chat] allowed_origins`), the widget calls across origins: CORS for
+    that site only, no credentials, and the JSON POST's preflight answered."""
+    svc = app.state.services
+    await svc.apply_config(replace(svc.config, chat=replace(svc.config.chat, allowed_origins=("https://shop.example",))))
+    shop = {"Origin": "https://shop.example"}
+    found = await client.get("/help/suggest", params={"q": "返金の方法", "lang": "ja"}, headers=shop)
+    assert found.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "access-control-allow-credentials" not in found.headers and found.json()["articles"]
+    asked = await client.options("/help/refund/solved", headers={**shop, "Access-Control-Request-Method": "POST"})
+    assert asked.status_code == 204 and asked.headers["access-control-allow-methods"] == "POST"
+    posted = await client.post("/help/refund/solved", json={"source": "chat"}, headers=shop)
+    assert posted.status_code == 204 and posted.headers["access-control-allow-origin"] == "https://shop.example"
+
+    elsewhere = {"Origin": "https://evil.example"}
+    other = await client.get("/help/suggest", params={"q": "返金の方法", "lang": "ja"}, headers=elsewhere)
+    assert "access-control-allow-origin" not in other.headers
+    assert (await client.options("/help/refund/solved", headers=elsewhere)).status_code == 403
+    assert (await client.post("/help/refund/solved", json={"source": "chat"}, headers=elsewhere)).status_code == 403
