@@ -4,7 +4,10 @@ solved the problem, which is counted. No CSP violation or script error on any pa
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
+import httpx
 from playwright.async_api import expect
 
 from tests.e2e.browser.conftest import (  # noqa: F401 — the browser suite's fixtures, used here by name
@@ -17,6 +20,7 @@ from tests.e2e.browser.conftest import (  # noqa: F401 — the browser suite's f
     relay,
     served,
 )
+from tests.e2e.helpers import API_TOKEN
 
 BODY = "返金は**マイページ**の「注文履歴」から申請できます。\n\n<script>window.hacked = 1</script>"
 
@@ -60,6 +64,19 @@ async def test_lead_writes_an_article_and_the_web_form_suggests_it(
     await customer.goto("/help/browser-refund")
     await expect(customer.get_by_role("heading", name="返金の申請方法")).to_be_visible()
     assert await customer.evaluate("window.hacked") is None
+
+    # On a ticket page, the picker puts the article's link into the reply at the cursor.
+    async with httpx.AsyncClient(base_url=browsing.served.base_url,
+                                 headers={"Authorization": f"Bearer {API_TOKEN}"}) as api:
+        sent = await api.post("/api/v1/messages", json={"channel": "api", "sender": {"email": "kb@customer.example"},
+                                                        "text": "返金の方法を教えてください"})
+    await page.goto(f"/inbox/{sent.json()['ticket_ref']}")
+    await page.locator("#reply-text").fill("こちらをご覧ください:")
+    await page.get_by_label("Search articles").fill("返金")
+    await page.get_by_role("button", name="Find").click()
+    await page.locator("[data-kb-insert]").first.click()
+    await expect(page.locator("#reply-text")).to_have_value(
+        re.compile(r"^こちらをご覧ください:\n返金の申請方法: http://\S+/help/browser-refund"))
     for seen in (log, lena.log):
         errors = [e for e in seen.console_errors if "/favicon.ico" not in e]  # the web form names no icon
         assert not errors and not seen.page_errors and not seen.dialogs, seen

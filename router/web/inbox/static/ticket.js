@@ -20,6 +20,8 @@
     field.dispatchEvent(new Event("input", {bubbles: true}));  // typing indicators notice it
     field.focus();
   }
+  // Other parts of the ticket page insert into the reply box the same way (help_picker.js).
+  window.ticketPage = {insertAtCursor: insertAtCursor};
 
   document.addEventListener("submit", function (event) {
     var form = event.target.closest && event.target.closest("[data-canned-form]");
