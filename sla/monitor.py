@@ -8,8 +8,10 @@ outbox idempotency key back that up. Every scan reads a partial index holding on
 that have something left to fire, so a scan stays cheap with millions of tickets.
 
 Three scans per pass:
-- the first warning level, at `warn_at` (set by `sla.clocks`), and the breach, at `due_at`: one
-  set-based statement each;
+- the breach, at `due_at`: one set-based statement;
+- the first warning level, at `warn_at` (set by `sla.clocks`): the due clocks are read, the time of
+  their next level is computed here, and one statement records the warning and plans that level
+  (one set-based statement when no policies are given);
 - the later levels (`warn_at = [0.5, 0.75, 0.9]`): when each falls due needs the business calendar,
   so the candidates are read, the next level is computed here (`policy.next_warning`), and one
   statement records what fired. The time of the next level is kept with the `due_at` it was
@@ -90,8 +92,10 @@ async def scan(conn: asyncpg.Connection, now: datetime, *, alerts: bool, ref_pre
     ticket events and (with `alerts`, i.e. Slack on) the alert outbox items. Tickets are named
     `ref_prefix` + number. With `rules` (the policies in force) later warning levels fire too;
     without, each clock warns once. Returns the events recorded by this pass."""
-    fired = await _scan_kind(conn, now, "warning", alerts, ref_prefix)
-    if rules is not None:
+    if rules is None:
+        fired = await _scan_kind(conn, now, "warning", alerts, ref_prefix)
+    else:
+        fired = await _scan_first_levels(conn, now, rules, alerts, ref_prefix)
         fired += await _scan_levels(conn, now, rules, alerts, ref_prefix)
     return fired + await _scan_kind(conn, now, "breach", alerts, ref_prefix)
 
@@ -109,6 +113,40 @@ async def _scan_kind(conn: asyncpg.Connection, now: datetime, kind: str, alerts:
         + _RECORD + _ANNOUNCE,
         now, kind, alerts, ref_prefix)
     return [_event(row, kind) for row in rows]
+
+
+async def _scan_first_levels(conn: asyncpg.Connection, now: datetime, rules: SlaRules, alerts: bool,
+                             ref_prefix: str) -> list[SlaEvent]:
+    """The first warning level, with the time of the next level planned in the same write: marking
+    the clock and then planning its next level in a second update doubled the rows written per
+    warning (a dead tuple and an index entry each), the largest cost of a busy scan. When later
+    levels have passed too (the monitor was away), `next_warn_at` is left due, so `_scan_levels`
+    fires the highest of them in this same pass."""
+    candidates = await conn.fetch(
+        "SELECT ticket_id, target, policy, started_at, paused_for FROM sla_targets"
+        "  WHERE met_at IS NULL AND paused_at IS NULL AND warned_at IS NULL AND warn_at <= $1"
+        f"  ORDER BY warn_at LIMIT {SCAN_LIMIT} FOR UPDATE SKIP LOCKED", now)
+    if not candidates:
+        return []
+    next_times: list[datetime | None] = []
+    for row in candidates:
+        policy = rules.named(row["policy"])
+        if policy is None:  # a policy removed from the config: no more levels to tell
+            next_times.append(None)
+            continue
+        step = next_warning(policy, row["target"], rules.calendar_of(policy), started_at=row["started_at"],
+                            paused_for=row["paused_for"], fired=1, now=now)
+        next_times.append(now if step.fire is not None else step.next_at)
+    rows = await conn.fetch(
+        "WITH plan AS (SELECT * FROM unnest($5::bigint[], $6::text[], $7::timestamptz[])"
+        "  AS p(ticket_id, target, next_at)),"
+        " marked AS (UPDATE sla_targets s SET warned_at = $1, warn_level = 1, next_warn_at = plan.next_at,"
+        "  warn_basis = s.due_at FROM plan WHERE s.ticket_id = plan.ticket_id AND s.target = plan.target"
+        "  RETURNING s.ticket_id, s.target, s.cycle, 1 AS level, s.due_at),"
+        + _RECORD + _ANNOUNCE,
+        now, "warning", alerts, ref_prefix, [row["ticket_id"] for row in candidates],
+        [row["target"] for row in candidates], next_times)
+    return [_event(row, "warning") for row in rows]
 
 
 async def _scan_levels(conn: asyncpg.Connection, now: datetime, rules: SlaRules, alerts: bool,
