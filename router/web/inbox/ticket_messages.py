@@ -6,6 +6,12 @@ Here a run of consecutive messages is drawn by one call, and the pieces that rep
 message (channel badges, the sender line, fixed words) are escaped once per page and reused; what
 is left per message is its own text, times and ids (bench/ticket_page_bench.py). System entries stay
 in the templates. Every value from the database goes through `escape`.
+
+A drawn message is also kept (`_DRAWN`, bounded), keyed by everything its HTML depends on: the whole
+`Message` (text, delivery and receipt included, so a status change draws it again), the ticket's
+reference (a merge moves messages), the page's language and timezone. A ticket page is drawn again
+on every change to the ticket (the live refresh) and by every agent who opens it, and all but the
+newest messages are the same each time.
 """
 
 from __future__ import annotations
@@ -60,14 +66,20 @@ def runs(entries: Iterable[TimelineEntry]) -> list[list[TimelineEntry]]:
     return grouped
 
 
+_DRAWN: dict[tuple[str, str, str, Message], str] = {}
+DRAWN_LIMIT = 4096
+"""Messages kept drawn, the oldest dropped first: ~1 KB of HTML each, a few MB in all."""
+
+
 class MessageHtml:
     """Draws messages for one page: `ref`, the names of channels and outbound kinds in the page's
     language, its `translate` (`_`) and its `timezone` (times read as `render`'s `local_time` shows
     them: "2026-11-24 09:27")."""
 
     def __init__(self, ref: str, names: Mapping[str, Mapping[str, str]], translate: Callable[..., str],
-                 timezone: str) -> None:
+                 timezone: str, language: str) -> None:
         self.ref = escape(ref)
+        self.page = (ref, language, timezone)
         self.channels = names["channels"]
         self.kinds = names["outbound_kinds"]
         self.translate = translate
@@ -84,7 +96,17 @@ class MessageHtml:
 
     def many(self, messages: Iterable[Message]) -> Markup:
         """A run of messages, one `<li>` each."""
-        return Markup("".join([self._message(m) for m in messages]))
+        drawn = []
+        for m in messages:
+            key = (*self.page, m)
+            html = _DRAWN.get(key)
+            if html is None:
+                html = self._message(m)
+                if len(_DRAWN) >= DRAWN_LIMIT:
+                    del _DRAWN[next(iter(_DRAWN))]
+                _DRAWN[key] = html
+            drawn.append(html)
+        return Markup("".join(drawn))
 
     def _piece(self, key: Hashable, draw: Callable[[], str]) -> str:
         piece = self._pieces.get(key)
