@@ -210,10 +210,10 @@ async def summary(ctx: Context, actor: AgentIdentity, span: Period, narrowing: F
     await ensure_calendars(ctx, list(timed.values()), hour_of(span.start), hour_of(max(now, span.end)))
     async with ctx.pool.acquire() as conn:
         scope = await store.resolve_scope(conn, narrowing.team, narrowing.agent)
-        figures = await store.summary(conn, store.Query(
-            start=span.start, end=span.end, now=now, scope=scope, channel=narrowing.channel,
-            policies=[(name, None if cal.always_open else calendar_key(cal)) for name, cal in policies],
-            service_timezone=config.service.timezone, timezones=_timezones()))
+    figures = await store.summary(ctx.pool, store.Query(
+        start=span.start, end=span.end, now=now, scope=scope, channel=narrowing.channel,
+        policies=[(name, None if cal.always_open else calendar_key(cal)) for name, cal in policies],
+        service_timezone=config.service.timezone, timezones=_timezones()))
     return Summary(span, narrowing, figures)
 
 

@@ -9,9 +9,13 @@ The statements run in one read-only REPEATABLE READ transaction, so the figures 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import re
+import weakref
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,6 +27,7 @@ TRANSFER = "(r.action = 'transferred' OR (r.action = 'unassigned' AND r.actor_id
 transfers); matches the partial index `routing_log_transfers`."""
 AGE_BUCKETS = (("lt_1d", 0, 1), ("1d_3d", 1, 3), ("3d_7d", 3, 7), ("7d_30d", 7, 30), ("ge_30d", 30, None))
 """Backlog age buckets: name, from (days, included), to (days, excluded)."""
+AGE_BOUNDS = tuple(low for _, low, _ in AGE_BUCKETS)
 TARGETS = ("first_response", "next_response", "resolution")
 
 
@@ -141,42 +146,45 @@ def _hour_join(alias: str, column: str) -> str:
 
 _TIMING_SQL = (
     "WITH pol AS (SELECT * FROM unnest($6::text[], $7::text[]) AS p(policy, calendar_key)),"
-    " c AS ("
-    "  SELECT t.channel COLLATE \"C\" AS channel, t.assignee_id, extract(epoch FROM t.created_at)::float8 AS created,"
-    "   extract(epoch FROM t.first_responded_at)::float8 AS responded,"
-    "   CASE WHEN t.status IN ('solved', 'closed') THEN extract(epoch FROM t.solved_at)::float8 END AS resolved,"
+    " c AS MATERIALIZED ("
+    "  SELECT t.assignee_id, date_part('epoch', t.created_at) AS created,"
+    "   date_part('epoch', t.first_responded_at) AS responded,"
+    "   CASE WHEN t.status IN ('solved', 'closed') THEN date_part('epoch', t.solved_at) END AS resolved,"
     "   t.id IN (SELECT e.ticket_id FROM events e WHERE e.kind = 'ticket.reopened') AS reopened, pol.calendar_key"
     "  FROM tickets t LEFT JOIN pol ON pol.policy = t.sla_policy"
     f"  WHERE t.created_at >= $1 AND t.created_at < $2 AND {_TICKET_FILTER}),"
     " timed AS ("
     f"  SELECT c.*, {_business('h1', 'responded')} AS frt, {_business('h2', 'resolved')} AS resolution"
     "  FROM c" + _hour_join("h0", "created") + _hour_join("h1", "responded") + _hour_join("h2", "resolved") + ")"
-    " SELECT GROUPING(channel, assignee_id) AS grouping, channel, assignee_id, count(*) AS tickets,"
+    " SELECT GROUPING(assignee_id) AS grouping, assignee_id, count(*) AS tickets,"
     "  count(frt) AS frt_count,"
     "  percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY frt) AS frt,"
     "  count(resolution) AS resolved,"
     "  percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY resolution) AS resolution,"
     "  count(*) FILTER (WHERE resolved IS NOT NULL OR reopened) AS ever_solved,"
     "  count(*) FILTER (WHERE reopened) AS reopened"
-    " FROM timed GROUP BY GROUPING SETS ((), (channel), (assignee_id))"
+    " FROM timed GROUP BY GROUPING SETS ((), (assignee_id))"
 )
-"""Timings (medians and p90s) overall, per channel and per agent; reopen counts. Kept apart from the
-plain counts (`_COUNTS_SQL`): ordered-set aggregates sort each grouping set, counts only hash."""
-# GROUPING(channel, assignee_id) is a bit mask, 1 for each column NOT grouped.
-_TIMED_BY = {0b11: "all", 0b01: "channel", 0b10: "agent"}
+"""Timings (medians and p90s) overall and per agent; reopen counts. Kept apart from the plain counts
+(`_COUNTS_SQL`): ordered-set aggregates sort each grouping set, counts only hash. The cohort is
+MATERIALIZED so each ticket's epoch times are computed once, not at every use in the business-time
+arithmetic (`date_part`, not `extract`, which computes in numeric)."""
+# GROUPING(assignee_id) is 1 when the column is NOT grouped.
+_TIMED_BY = {1: "all", 0: "agent"}
 
 _COUNTS_SQL = (
     "WITH zones AS (SELECT unnest($6::text[]) AS name)"
-    " SELECT GROUPING(t.topic, t.language, hour) AS grouping, t.topic, t.language, hour, count(*) AS tickets"
+    " SELECT GROUPING(t.channel, t.topic, t.language, hour) AS grouping, t.channel, t.topic, t.language, hour,"
+    " count(*) AS tickets"
     " FROM tickets t LEFT JOIN (SELECT id, timezone FROM customers WHERE timezone IS NOT NULL) cu"
     " ON cu.id = t.customer_id LEFT JOIN zones z ON z.name = cu.timezone"
     " CROSS JOIN LATERAL (SELECT extract(hour FROM t.created_at AT TIME ZONE COALESCE(z.name, $7))::int AS hour) h"
     f" WHERE t.created_at >= $1 AND t.created_at < $2 AND {_TICKET_FILTER}"
-    " GROUP BY GROUPING SETS ((t.topic), (t.language), (hour))"
+    " GROUP BY GROUPING SETS ((t.channel), (t.topic), (t.language), (hour))"
 )
-"""Tickets by topic, language and hour of day in the customer's timezone (a stored zone this
+"""Tickets by channel, topic, language and hour of day in the customer's timezone (a stored zone this
 machine does not know counts as the service's)."""
-_COUNTED_BY = {0b011: "topic", 0b101: "language", 0b110: "hour"}
+_COUNTED_BY = {0b0111: "channel", 0b1011: "topic", 0b1101: "language", 0b1110: "hour"}
 
 _TRANSFERS_SQL = (
     f"SELECT count(*) FROM routing_log r JOIN tickets t ON t.id = r.ticket_id WHERE {TRANSFER}"
@@ -202,13 +210,15 @@ _BACKLOG_SQL = (
     " count(*) FILTER (WHERE t.status = 'pending') AS pending,"
     " percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY t.created_at DESC) AS created,"
     " min(t.created_at) AS oldest, "
-    + ", ".join(f"count(*) FILTER (WHERE t.created_at <= $4::timestamptz - interval '{low} days'"
-                + (f" AND t.created_at > $4::timestamptz - interval '{high} days')" if high else ")")
-                + f" AS \"{name}\"" for name, low, high in AGE_BUCKETS)
+    + ", ".join(f"count(*) FILTER (WHERE t.created_at <= ${4 + index}"
+                + (f" AND t.created_at > ${4 + AGE_BOUNDS.index(high)})" if high else ")")
+                + f" AS \"{name}\"" for index, (name, low, high) in enumerate(AGE_BUCKETS))
     + f" FROM tickets t WHERE t.status IN ('open', 'pending') AND {_ticket_filter(1)}"
 )
-"""The backlog is now, whatever the period ($1-$3 the filters, $4 now); age percentiles are those of
-the creation times (nearest rank), which sorts timestamps instead of computing an age per ticket."""
+"""The backlog is now, whatever the period ($1-$3 the filters, then the creation time at each age
+bound in `AGE_BOUNDS`: computed once by the caller, as `now - interval` per row and bucket was most of
+this statement's cost); age percentiles are those of the creation times (nearest rank), which sorts
+timestamps instead of computing an age per ticket."""
 
 _LOAD_SQL = (
     "SELECT t.assignee_id, count(*) AS load FROM tickets t WHERE t.status IN ('open', 'pending')"
@@ -251,25 +261,81 @@ _AGENTS_SQL = (
 )
 
 
-async def summary(conn: asyncpg.Connection, query: Query) -> dict[str, Any]:
-    """Every figure of the report, JSON-ready (seconds as numbers, rates as fractions 0..1)."""
-    base = (query.start, query.end, query.scope.team_id, query.channel, query.scope.agent_id)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
+"""What `pg_export_snapshot()` returns; checked before it is written into `SET TRANSACTION SNAPSHOT`,
+which takes no parameters."""
+
+
+@contextlib.asynccontextmanager
+async def _reading(pool: asyncpg.Pool, snapshot: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A read-only REPEATABLE READ transaction; with `snapshot`, one that sees exactly what the
+    transaction that exported it sees."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        if snapshot is not None:
+            if not SNAPSHOT_ID.fullmatch(snapshot):
+                raise ValueError(f"unexpected snapshot id {snapshot!r}")
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         # The medians and p90s sort tens of thousands of values in memory, not in temporary files
         # (transaction-scoped, so pooled connections keep no setting).
         await conn.execute("SET LOCAL work_mem = '64MB'")
-        timing = await conn.fetch(_TIMING_SQL, *base, [p[0] for p in query.policies],
-                                  [p[1] for p in query.policies])
-        counts = await conn.fetch(_COUNTS_SQL, *base, list(query.timezones), query.service_timezone)
-        transfers = await conn.fetchval(_TRANSFERS_SQL, *base)
-        sla = await conn.fetch(_SLA_SQL, *base, query.now)
-        backlog = await conn.fetchrow(_BACKLOG_SQL, *base[2:], query.now)
-        loads = {r["assignee_id"]: r["load"] for r in await conn.fetch(_LOAD_SQL, *base[2:])}
-        agents = await conn.fetch(_AGENTS_SQL, query.scope.team_id, query.scope.agent_id)
-        csat = await conn.fetch(_CSAT_SQL, *base)
-        comments = await conn.fetch(_COMMENTS_SQL, *base)
-        nps = await conn.fetchrow(_NPS_SQL, query.start, query.end)
-        kb = await conn.fetchrow(_KB_SQL, query.start, query.end)
+        yield conn
+
+
+_RUNNING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _one_report_at_a_time() -> asyncio.Semaphore:
+    """Reports run one at a time in a process (per event loop, the pool's): each holds a connection
+    while it waits for two more, so several at once could take the whole pool and wait on each other
+    (and the rest of the service would wait for them). Leads ask for a report now and then; the next
+    one waits a few hundred ms."""
+    loop = asyncio.get_running_loop()
+    running = _RUNNING.get(loop)
+    if running is None:
+        running = _RUNNING[loop] = asyncio.Semaphore(1)
+    return running
+
+
+async def summary(pool: asyncpg.Pool, query: Query) -> dict[str, Any]:
+    """Every figure of the report, JSON-ready (seconds as numbers, rates as fractions 0..1).
+
+    The statements run on three connections at once, in transactions that share one snapshot
+    (`pg_export_snapshot`, as pg_dump does), so the figures agree with each other as if read in one
+    transaction while the report takes the time of its longest third rather than of the whole. Each is
+    its own transaction (snapshot import works through PgBouncer's transaction pooling)."""
+    base = (query.start, query.end, query.scope.team_id, query.channel, query.scope.agent_id)
+    bounds = [query.now - timedelta(days=days) for days in AGE_BOUNDS]
+    async with _one_report_at_a_time(), _reading(pool) as conn:
+        snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
+
+        async def cohort_timings() -> tuple[list[asyncpg.Record], list[asyncpg.Record], list[asyncpg.Record]]:
+            timing = await conn.fetch(_TIMING_SQL, *base, [p[0] for p in query.policies],
+                                      [p[1] for p in query.policies])
+            return timing, await conn.fetch(_CSAT_SQL, *base), await conn.fetch(_COMMENTS_SQL, *base)
+
+        async def cohort_counts() -> tuple[list[asyncpg.Record], list[asyncpg.Record], int]:
+            async with _reading(pool, snapshot) as other:
+                return (await other.fetch(_SLA_SQL, *base, query.now),
+                        await other.fetch(_COUNTS_SQL, *base, list(query.timezones), query.service_timezone),
+                        await other.fetchval(_TRANSFERS_SQL, *base))
+
+        async def now_figures() -> tuple[asyncpg.Record, list[asyncpg.Record], list[asyncpg.Record],
+                                         asyncpg.Record, asyncpg.Record]:
+            async with _reading(pool, snapshot) as other:
+                return (await other.fetchrow(_BACKLOG_SQL, *base[2:], *bounds),
+                        await other.fetch(_LOAD_SQL, *base[2:]),
+                        await other.fetch(_AGENTS_SQL, query.scope.team_id, query.scope.agent_id),
+                        await other.fetchrow(_NPS_SQL, query.start, query.end),
+                        await other.fetchrow(_KB_SQL, query.start, query.end))
+
+        async with asyncio.TaskGroup() as group:
+            first = group.create_task(cohort_timings())
+            second = group.create_task(cohort_counts())
+            third = group.create_task(now_figures())
+    timing, csat, comments = first.result()
+    sla, counts, transfers = second.result()
+    backlog, load_rows, agents, nps, kb = third.result()
+    loads = {r["assignee_id"]: r["load"] for r in load_rows}
     groups: dict[str, list[asyncpg.Record]] = {}
     for row in timing:
         groups.setdefault(_TIMED_BY[row["grouping"]], []).append(row)
