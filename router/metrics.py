@@ -1,6 +1,7 @@
 """Prometheus metrics. A scrape costs the same with a thousand tickets or ten million: counters are
-kept in process, and the gauges read from the database only rows that are few by nature (the team
-queues, the outbox items not sent yet), through partial indexes — never a count of a whole table.
+kept in process, and the gauges read from the database only rows of partial indexes (the team queues,
+the outbox items not sent yet), each count stopped at a cap — never a count of a whole table, and no
+scrape slower during a backlog (a relay down for a day leaves a million acks pending).
 
 Counters are per process and start at zero: with several `router serve` processes, sum them in
 Prometheus (`sum(rate(router_messages_ingested_total[5m]))`)."""
@@ -14,17 +15,21 @@ from router.core.inbound import IngestResult
 
 QUEUE_COUNT_CAP = 1000
 """The queue gauge counts at most this many tickets, so a scrape stays cheap during a backlog."""
+OUTBOX_COUNT_CAP = 10_000
+"""Each outbox gauge counts at most this many items: above the acks of a busy minute, so the gauge is
+exact in normal work, and an outage's backlog reads as "at least this many" at a bounded cost."""
 
 SCRAPE_SQL = """
 SELECT (SELECT count(*) FROM (SELECT 1 FROM tickets
                               WHERE assignee_id IS NULL AND status IN ('open', 'pending') LIMIT $1) AS q) AS queued,
-       (SELECT count(*) FROM outbox WHERE status = 'pending') AS pending,
-       (SELECT count(*) FROM outbox WHERE status = 'sending') AS sending,
-       (SELECT count(*) FROM outbox WHERE status = 'dead') AS dead
+       (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE status = 'pending' LIMIT $2) AS p) AS pending,
+       (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE status = 'sending' LIMIT $2) AS s) AS sending,
+       (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE status = 'dead' LIMIT $2) AS d) AS dead
 """
 """What a scrape reads, in one round trip: each count reads only the rows of a partial index — the team
 queues (`tickets_queue`), the outbox items waiting (`outbox_due`), being sent (`outbox_interrupted`)
-or dead (`outbox_dead`) — never the solved tickets nor the sent items, which grow with every message."""
+or dead (`outbox_dead`) — never the solved tickets nor the sent items, which grow with every message,
+and at most its cap of those (LIMIT inside the count), however long the backlog."""
 
 
 class Metrics:
@@ -56,7 +61,8 @@ class Metrics:
             "router_outbox_items",
             "Outbox items not sent, read at scrape time: status=\"pending\" waits for its first or next attempt, "
             "\"sending\" is being delivered now (dead if its process stops mid-send), \"dead\" was given up on "
-            "and needs a person. Sent items: router_outbox_sent_total",
+            f"and needs a person. Counted up to {OUTBOX_COUNT_CAP} each, so {OUTBOX_COUNT_CAP} means at least that "
+            "many. Sent items: router_outbox_sent_total",
             ["status"], registry=self.registry)
         self.outbox_failures = Counter(
             "router_outbox_failures_total", "Delivery attempts of this process that failed, by channel (retried later "
@@ -92,7 +98,7 @@ class Metrics:
 
     async def render(self, pool: asyncpg.Pool) -> bytes:
         async with pool.acquire() as conn:
-            row = await conn.fetchrow(SCRAPE_SQL, QUEUE_COUNT_CAP)
+            row = await conn.fetchrow(SCRAPE_SQL, QUEUE_COUNT_CAP, OUTBOX_COUNT_CAP)
         self.queued.set(row["queued"])
         for status in ("pending", "sending", "dead"):
             self.outbox.labels(status).set(row[status])
