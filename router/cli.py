@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from router import db
-from router.config import ConfigError, Settings, load_config, parse_config, settings_from_env
+from router.config import Config, ConfigError, Settings, load_config, parse_config, settings_from_env
 
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
 """The longest request line and headers accepted (httptools itself buffers a header of any size)."""
@@ -177,14 +180,17 @@ def cmd_check_config(settings: Settings, path: str | None) -> int:
     return 0
 
 
-def cmd_serve(settings: Settings) -> int:
+def cmd_serve(settings: Settings, *, workers: int = 1, reuse_port: bool = False, supervised: bool = False) -> int:
+    """Serve in this process, or with `workers` > 1 supervise that many processes sharing the ports
+    (`router.processes`). `reuse_port` binds with SO_REUSEPORT, so separately started processes can
+    share the ports too; `supervised` is how the supervisor starts its children (no banner)."""
     from router.app import create_app
     from router.demo import social_settings
     from router.workers import default_workers
 
     # With the built-in demo config, webhook secrets the environment leaves unset are derived from
     # the secret key, as `router demo` derives them, so its signed social traffic is accepted.
-    settings = social_settings(settings)
+    settings = dataclasses.replace(social_settings(settings), reuse_port=reuse_port or supervised)
     try:
         config = load_config(settings)
     except ConfigError as exc:
@@ -192,20 +198,58 @@ def cmd_serve(settings: Settings) -> int:
             print(line, file=sys.stderr)
         return 1
     dsn = _database_url(settings)
+    if not supervised:
+        _print_banner(settings, config, workers)
+    if workers > 1:
+        return _supervise(dsn, config, workers, reload_config=lambda: load_config(settings))
     app = create_app(config, dsn=dsn, workers=default_workers(config), reload_config=lambda: load_config(settings))
-    print(f"Web inbox:     {settings.public_url}/inbox   (config: {config.source})", flush=True)
+    sockets = None
+    if settings.reuse_port:
+        from router.processes import shared_socket
+
+        try:
+            sockets = [shared_socket(settings.http_host, settings.http_port)]
+        except OSError as exc:
+            print(f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}", file=sys.stderr)
+            return 1
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
+    # embedded PostgreSQL be stopped by its exit hook when this is its last user.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = uvicorn.Server(server_config(app, settings))
+    server.run(sockets=sockets)
+    return 0 if server.started else 1
+
+
+def _print_banner(settings: Settings, config: Config, workers: int) -> None:
+    processes = f"   ({workers} processes)" if workers > 1 else ""
+    print(f"Web inbox:     {settings.public_url}/inbox   (config: {config.source}){processes}", flush=True)
     print(f"Agent API:     {settings.public_url}/api/v1/tickets", flush=True)
     print(f"Web form:      {settings.public_url}/support", flush=True)
     print(f"SMTP intake:   {settings.smtp_host}:{settings.smtp_port}", flush=True)
     if config.source == "built-in demo":
         print("Demo login:    aiko@example.com / demo  (also ben@, chie@, lena@example.com)", flush=True)
         print("Demo API:      Authorization: Bearer demo-aiko  (demo-ben, demo-chie, demo-lena)", flush=True)
-    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
-    # embedded PostgreSQL be stopped by its exit hook when this is its last user.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = uvicorn.Server(server_config(app, settings))
-    server.run()
-    return 0 if server.started else 1
+
+
+def _supervise(dsn: str, config: Config, workers: int, *, reload_config: Callable[[], Config]) -> int:
+    """Run `workers` children on one database: with the embedded PostgreSQL, this process started it
+    and stays its user until the children are gone, so it is stopped after them. On SIGHUP the new
+    config's agents are applied here first (a broken file is left to the children to report)."""
+    from router.core.errors import DATABASE_DOWN_ERRORS
+    from router.processes import Supervisor, child_argv, prepare_database
+
+    try:
+        asyncio.run(prepare_database(dsn, config))
+    except DATABASE_DOWN_ERRORS as exc:
+        print(f"database unavailable at start: {exc!r}", file=sys.stderr)
+        return 1
+
+    async def prepare_reloaded() -> None:
+        with contextlib.suppress(ConfigError):
+            await prepare_database(dsn, reload_config())
+
+    env = {**os.environ, "DATABASE_URL": dsn}
+    return asyncio.run(Supervisor(child_argv(), env, workers, prepare_reloaded).run())
 
 
 def cmd_demo(settings: Settings) -> int:
@@ -214,10 +258,21 @@ def cmd_demo(settings: Settings) -> int:
     return asyncio.run(send_demo_traffic(settings))
 
 
+def _positive(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="router", description="Omnichannel support ticket router")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve HTTP, SMTP and the background workers")
+    serve = sub.add_parser("serve", help="serve HTTP, SMTP and the background workers")
+    serve.add_argument("--workers", type=_positive, default=1, metavar="N",
+                       help="run N processes sharing the HTTP and SMTP ports and the background work")
+    serve.add_argument("--reuse-port", action="store_true",
+                       help="bind the ports with SO_REUSEPORT, so separately started processes share them")
+    serve.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="apply database migrations")
     check = sub.add_parser("check-config", help="validate a TOML config file")
     check.add_argument("file", nargs="?", help="config file (default: $ROUTER_CONFIG, ./router.toml or the demo)")
@@ -233,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
     if args.command == "serve":
-        return cmd_serve(settings)
+        return cmd_serve(settings, workers=args.workers, reuse_port=args.reuse_port, supervised=args.supervised)
     if args.command == "migrate":
         return cmd_migrate(settings)
     if args.command == "check-config":

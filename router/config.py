@@ -99,6 +99,7 @@ class Settings:
     line_channel_secret: str | None = None
     line_channel_token: str | None = None
     line_api_url: str = "https://api.line.me"
+    reuse_port: bool = False  # bind HTTP and SMTP with SO_REUSEPORT (`router serve --workers N`, `--reuse-port`)
 
 
 @dataclass(frozen=True)

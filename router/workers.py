@@ -146,7 +146,8 @@ async def smtp_worker(svc: Services) -> None:
     handler = smtp_intake_handler(svc.config, svc.require_pool(), lambda: svc.pipeline, svc.metrics)
     svc.config_listeners.append(handler.reconfigure)
     server = await start_server(handler, settings.smtp_host, settings.smtp_port,
-                                hostname=svc.config.service.support_address.partition("@")[2])
+                                hostname=svc.config.service.support_address.partition("@")[2],
+                                reuse_port=settings.reuse_port)
     log.info("SMTP intake listening on %s:%s", settings.smtp_host, settings.smtp_port)
     try:
         await asyncio.Event().wait()

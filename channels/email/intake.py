@@ -427,10 +427,11 @@ class IntakeSMTP(SMTP):
 
 async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname: str,
                        max_connections: int | None = None, max_connections_per_ip: int | None = None,
-                       idle_timeout: float | None = None) -> asyncio.Server:
+                       idle_timeout: float | None = None, reuse_port: bool = False) -> asyncio.Server:
     """Serve SMTP on the running event loop (not aiosmtpd's thread Controller), so the handler
     shares the app's database pool and loop. Each connection takes the size limit the handler's
-    current config sets; the connection limits default to the config's `[service] smtp_*`."""
+    current config sets; the connection limits default to the config's `[service] smtp_*` (per
+    process). `reuse_port`: several `router serve` processes share the port (SO_REUSEPORT)."""
     loop = asyncio.get_running_loop()
     service = handler.config.service
     limits = ConnectionLimits(max_connections or service.smtp_max_connections,
@@ -440,4 +441,4 @@ async def start_server(handler: IntakeHandler, host: str, port: int, *, hostname
         lambda: IntakeSMTP(handler, limits=limits, data_size_limit=handler.config.service.max_message_bytes,
                            enable_SMTPUTF8=True, hostname=hostname, ident="support-router ESMTP",
                            timeout=idle_timeout),
-        host=host, port=port)
+        host=host, port=port, reuse_port=reuse_port)
