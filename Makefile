@@ -22,6 +22,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q -n 2
 
+# The same suite on Debian's PostgreSQL 15, which the tests start themselves (tests/pgserver.py), and
+# PgBouncer in front of it: SPEC §4, "passes on an external PostgreSQL 15 server". Needs the Debian
+# packages postgresql-15 and pgbouncer (.ci/run installs them).
+.PHONY: test-pg15
+test-pg15: install
+	ROUTER_TEST_PG=debian15 $(BIN)/python -m pytest -q -n 2
+
 bench: install
 	$(BIN)/python -m bench
 

