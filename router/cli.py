@@ -8,8 +8,10 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -145,9 +147,7 @@ def _database_url(settings: Settings) -> str:
 
 
 async def _migrate(dsn: str) -> list[str]:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
+    conn = await db.connect(dsn)
     try:
         return await db.migrate(conn)
     finally:
@@ -236,6 +236,7 @@ def _supervise(dsn: str, config: Config, workers: int, *, reload_config: Callabl
     and stays its user until the children are gone, so it is stopped after them. On SIGHUP the new
     config's agents are applied here first (a broken file is left to the children to report)."""
     from router.core.errors import DATABASE_DOWN_ERRORS
+    from router.metrics import MULTIPROCESS_DIR
     from router.processes import Supervisor, child_argv, prepare_database
 
     try:
@@ -248,8 +249,14 @@ def _supervise(dsn: str, config: Config, workers: int, *, reload_config: Callabl
         with contextlib.suppress(ConfigError):
             await prepare_database(dsn, reload_config())
 
-    env = {**os.environ, "DATABASE_URL": dsn}
-    return asyncio.run(Supervisor(child_argv(), env, workers, prepare_reloaded).run())
+    # Prometheus counters of every child (and of children that died) in files one scrape sums, whichever
+    # child answers it (prometheus_client's multiprocess mode; `router.metrics`).
+    metrics_dir = tempfile.mkdtemp(prefix="router-metrics-")
+    env = {**os.environ, "DATABASE_URL": dsn, MULTIPROCESS_DIR: metrics_dir}
+    try:
+        return asyncio.run(Supervisor(child_argv(), env, workers, prepare_reloaded).run())
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def cmd_demo(settings: Settings) -> int:

@@ -3,16 +3,23 @@ kept in process, and the gauges read from the database only rows of partial inde
 the outbox items not sent yet), each count stopped at a cap — never a count of a whole table, and no
 scrape slower during a backlog (a relay down for a day leaves a million acks pending).
 
-Counters are per process and start at zero: with several `router serve` processes, sum them in
-Prometheus (`sum(rate(router_messages_ingested_total[5m]))`)."""
+Under `router serve --workers N` the supervisor gives its processes one directory
+(`PROMETHEUS_MULTIPROC_DIR`, prometheus_client's multiprocess mode): every process writes its counters
+there and a scrape, whichever process the shared port hands it to, answers the sum over all of them,
+those of processes that died included, so totals never step back. Separately run processes count
+each for itself: scrape each, and sum in Prometheus (`sum(rate(router_messages_ingested_total[5m]))`)."""
 
 from __future__ import annotations
 
+import os
+
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from router.core.inbound import IngestResult
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by the supervisor) before prometheus_client is imported: the processes' shared counters."""
 QUEUE_COUNT_CAP = 1000
 """The queue gauge counts at most this many tickets, so a scrape stays cheap during a backlog."""
 OUTBOX_COUNT_CAP = 10_000
@@ -56,14 +63,14 @@ class Metrics:
             "router_queued_tickets",
             f"Open or pending tickets waiting in a team queue for an agent, read at scrape time; counted up to "
             f"{QUEUE_COUNT_CAP}, so {QUEUE_COUNT_CAP} means at least that many",
-            registry=self.registry)
+            registry=self.registry, multiprocess_mode="mostrecent")
         self.outbox = Gauge(
             "router_outbox_items",
             "Outbox items not sent, read at scrape time: status=\"pending\" waits for its first or next attempt, "
             "\"sending\" is being delivered now (dead if its process stops mid-send), \"dead\" was given up on "
             f"and needs a person. Counted up to {OUTBOX_COUNT_CAP} each, so {OUTBOX_COUNT_CAP} means at least that "
             "many. Sent items: router_outbox_sent_total",
-            ["status"], registry=self.registry)
+            ["status"], registry=self.registry, multiprocess_mode="mostrecent")
         self.outbox_failures = Counter(
             "router_outbox_failures_total", "Delivery attempts of this process that failed, by channel (retried later "
             "unless the item is dead)", ["channel"], registry=self.registry)
@@ -102,4 +109,8 @@ class Metrics:
         self.queued.set(row["queued"])
         for status in ("pending", "sending", "dead"):
             self.outbox.labels(status).set(row[status])
+        if os.environ.get(MULTIPROCESS_DIR):
+            every_process = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every_process)
+            return generate_latest(every_process)
         return generate_latest(self.registry)

@@ -1,5 +1,6 @@
-"""`router serve --workers 2`: two processes on one port pair, a child that dies is replaced, SIGHUP
-reaches every child, SIGTERM stops them all and the supervisor exits 0."""
+"""`router serve --workers 2`: two processes on one port pair, a child that dies is replaced, a scrape
+of `/metrics` counts every child's work, SIGHUP reaches every child, SIGTERM stops them all and the
+supervisor exits 0."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.helpers import API_TOKEN, ROUTER, Serve
 
@@ -48,6 +50,12 @@ def send_mail(serve: Serve, number: int) -> None:
         smtp.send_message(mail)
 
 
+def ingested_mails(scrape: httpx.Response) -> float:
+    assert scrape.status_code == 200, scrape.text
+    return sum(sample.value for family in text_string_to_metric_families(scrape.text) for sample in family.samples
+               if sample.name == "router_messages_ingested_total" and sample.labels.get("channel") == "email")
+
+
 def start(serve: Serve, *options: str) -> None:
     """`router serve` with `options`, as `Serve.start` runs it (its own session: SIGTERM reaches only
     the supervisor, which stops its workers)."""
@@ -77,6 +85,10 @@ async def test_two_workers_share_the_ports_and_are_supervised(tmp_path: Path, da
         async with httpx.AsyncClient(base_url=serve.base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}) as api:
             listed = (await api.get("/api/v1/tickets", params={"limit": "20"})).json()["tickets"]
         assert len(listed) == 6
+        # Whichever worker answers a scrape, it counts every worker's messages (multiprocess metrics).
+        for _ in range(8):
+            async with httpx.AsyncClient(base_url=serve.base_url) as scraper:  # a new connection each time
+                assert ingested_mails(await scraper.get("/metrics")) == 6
 
         applied = serve.log_path.read_text().count("configuration applied")
         assert serve.process is not None
