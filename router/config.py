@@ -100,6 +100,9 @@ class Settings:
     line_channel_token: str | None = None
     line_api_url: str = "https://api.line.me"
     reuse_port: bool = False  # bind HTTP and SMTP with SO_REUSEPORT (`router serve --workers N`, `--reuse-port`)
+    listen_database_url: str | None = None
+    """A direct DSN for the chat hub's one LISTEN connection when `database_url` goes through a pooler in
+    transaction mode (PgBouncer drops notifications there); unset: a connection of the pool."""
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         secret_key=env.get("ROUTER_SECRET_KEY") or "",
         api_token=opt("ROUTER_API_TOKEN"),
         metrics_token=opt("ROUTER_METRICS_TOKEN"),
+        listen_database_url=opt("ROUTER_LISTEN_DATABASE_URL"),
         trusted_proxies=networks("ROUTER_TRUSTED_PROXIES"),
         http_max_connections=count("ROUTER_HTTP_MAX_CONNECTIONS", defaults.http_max_connections),
         http_keepalive_seconds=count("ROUTER_HTTP_KEEPALIVE_SECONDS", defaults.http_keepalive_seconds),

@@ -81,7 +81,8 @@ def _hub(websocket: WebSocket, svc: Services) -> ChatHub:
     hub: ChatHub | None = getattr(websocket.app.state, "chat_hub", None)
     if hub is None:
         hub = ChatHub(svc.require_pool(), svc.clock,
-                      messages_per_minute_per_ip=svc.config.chat.messages_per_minute_per_ip)
+                      messages_per_minute_per_ip=svc.config.chat.messages_per_minute_per_ip,
+                      listen_dsn=svc.config.settings.listen_database_url)
         websocket.app.state.chat_hub = hub
     return hub
 

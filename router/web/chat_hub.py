@@ -19,13 +19,14 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from router import db
 from router.core.clock import Clock
 from router.core.errors import DATABASE_DOWN_ERRORS
 from router.core.store import chat
@@ -97,8 +98,10 @@ class Socket:
 
 
 class ChatHub:
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, *, messages_per_minute_per_ip: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, *, messages_per_minute_per_ip: int,
+                 listen_dsn: str | None = None) -> None:
         self.pool = pool
+        self.listen_dsn = listen_dsn
         self.clock = clock
         self.conversations: dict[int, set[Socket]] = {}
         self.per_address: Counter[str] = Counter()
@@ -212,7 +215,7 @@ class ChatHub:
     async def _listen(self) -> None:
         while True:
             try:
-                async with self.pool.acquire() as conn:
+                async with self._listening_connection() as conn:
                     lost = asyncio.Event()
                     conn.add_termination_listener(functools.partial(_set, lost))
                     await conn.add_listener(chat.NOTIFY_CHANNEL, self._notified)
@@ -226,6 +229,21 @@ class ChatHub:
             except Exception as exc:
                 log.warning("chat: LISTEN connection lost (%r); the poll covers until it is back", exc)
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def _listening_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection that holds the LISTEN: its own, to `listen_dsn` (`ROUTER_LISTEN_DATABASE_URL`:
+        the database itself when the pool goes through PgBouncer in transaction mode), else one of the
+        pool's."""
+        if self.listen_dsn is None:
+            async with self.pool.acquire() as conn:
+                yield conn
+            return
+        conn = await db.connect(self.listen_dsn)
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     async def _poll(self) -> None:
         beat: datetime | None = None

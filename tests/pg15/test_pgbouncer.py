@@ -12,6 +12,7 @@ chat's push is lost and its one-second poll delivers (the last test)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -25,7 +26,9 @@ import pytest
 
 from router import db
 from router.core.outbound import Dispatcher
+from router.core.store import chat
 from router.live import Batch, LiveHub
+from router.web.chat_hub import ChatHub
 from router.workers import senders_for
 from tests import pgserver
 from tests.chat.conftest import Visitor
@@ -219,3 +222,29 @@ async def test_two_serve_processes_through_pgbouncer_and_chat_falls_back_to_its_
     finally:
         for serve in servers:
             serve.close()
+
+
+async def test_the_chat_hub_listens_on_its_own_direct_connection_when_told(pool, database, clock):
+    """Through PgBouncer the LISTEN on a pooled connection hears nothing; with `ROUTER_LISTEN_DATABASE_URL`
+    (here: the database itself) the hub holds its LISTEN there and hears the commits of the pool's
+    connections."""
+    async def hears(listen_dsn: str | None) -> bool:
+        heard = asyncio.Event()
+        hub = ChatHub(pool, clock, messages_per_minute_per_ip=60, listen_dsn=listen_dsn)
+        hub._notified = lambda *_: heard.set()  # type: ignore[method-assign]
+        listening = asyncio.create_task(hub._listen())
+        try:
+            for _ in range(12):  # until the LISTEN is in place
+                async with pool.acquire() as conn:
+                    await conn.execute("SELECT pg_notify($1, '1:1')", chat.NOTIFY_CHANNEL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.wait(), 0.25)
+                    return True
+            return False
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+    assert await hears(database)
+    assert not await hears(None)
