@@ -176,11 +176,20 @@ def _header(part: Message, name: str, defects: list[str]) -> str | None:
     return None
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+_ASCII_SPACE_RUN = re.compile(r"[ \t\r\n\f\v]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_DIGIT = re.compile(r"\d")
+
+
 def _cap_header(name: str, value: str, defects: list[str]) -> str:
     if len(value) > MAX_HEADER_CHARS:
         defects.append(f"{name} header longer than {MAX_HEADER_CHARS} characters; truncated")
         value = value[:MAX_HEADER_CHARS]
-    return re.sub(r"[\r\n]+", " ", re.sub(r"\r?\n(?=[ \t])", "", value))
+    if "\n" not in value and "\r" not in value:  # most headers: one line, nothing to unfold
+        return value
+    return _LINE_BREAKS.sub(" ", _FOLD.sub("", value))
 
 
 def _first(headers: dict[str, list[str]], name: str) -> str | None:
@@ -588,7 +597,7 @@ def _one_line(text: str) -> str:
 
 def _collapse_ws(text: str) -> str:
     """Collapse ASCII whitespace only: U+3000 is meaningful in Japanese text."""
-    return re.sub(r"[ \t\r\n\f\v]+", " ", text).strip()
+    return _ASCII_SPACE_RUN.sub(" ", text).strip()
 
 
 # --- MIME structure --------------------------------------------------------------------------------
@@ -1067,8 +1076,8 @@ def _split_reply(text: str) -> tuple[str, str, str]:
 
 
 def _join(lines: Iterable[str]) -> str:
-    text = "\n".join(line.rstrip() for line in lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    text = "\n".join([line.rstrip() for line in lines])
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def _quote_mask(lines: list[str]) -> list[bool]:
@@ -1117,7 +1126,7 @@ def _reply_header(lines: list[str], i: int) -> tuple[int, bool]:
 
 
 def _attribution(joined: str) -> bool:
-    if not re.search(r"\d", joined) or len(joined) > 600:
+    if not _DIGIT.search(joined) or len(joined) > 600:
         return False
     if _ON_WROTE.fullmatch(joined) or _ADDRESSED_WROTE.fullmatch(joined):
         return True

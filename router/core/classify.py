@@ -34,10 +34,9 @@ def detect_language(text: str) -> str:
     sample = text[:4000]
     if _KANA.search(sample):
         return "ja"
-    cjk = len(_CJK.findall(sample))
-    if cjk and cjk * 2 >= len(_LATIN.findall(sample)):
-        return "ja"
-    return "en"
+    if not _CJK.search(sample):  # most English mail: no need to count every Latin letter
+        return "en"
+    return "ja" if len(_CJK.findall(sample)) * 2 >= len(_LATIN.findall(sample)) else "en"
 
 
 @lru_cache(maxsize=1024)
@@ -49,16 +48,29 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(re.escape(word))
 
 
-def _normalize(text: str) -> str:
+def normalize(text: str) -> str:
+    """The form keyword matching works on: NFKC (full-width Latin and half-width kana fold) and lower case."""
     return unicodedata.normalize("NFKC", text).lower()
 
 
+def _hits(word: str, text: str) -> int:
+    """How often the (lower-case) keyword occurs in the normalized text. Most keywords are absent
+    from most mail: a plain substring test (C speed) answers those, and only a keyword that is there
+    pays for the boundary-aware regex (a lookbehind with IGNORECASE defeats the regex engine's
+    literal search: it tried every position, which made keyword matching the costliest step of
+    classifying a 3 KB mail)."""
+    if word not in text:
+        return 0
+    return len(_word_pattern(word).findall(text))
+
+
 def match_topic(text: str, topics: Sequence[Topic]) -> Topic | None:
-    """The topic with the most keyword/pattern hits; ties go to the one listed first in config."""
+    """The topic with the most keyword/pattern hits in `normalize`d text; ties go to the one listed
+    first in config."""
     best: Topic | None = None
     best_hits = 0
     for topic in topics:
-        hits = sum(len(_word_pattern(word).findall(text)) for word in topic.keywords)
+        hits = sum(_hits(word, text) for word in topic.keywords)
         hits += sum(len(pattern.findall(text)) for pattern in topic.patterns)
         if hits > best_hits:
             best, best_hits = topic, hits
@@ -66,8 +78,9 @@ def match_topic(text: str, topics: Sequence[Topic]) -> Topic | None:
 
 
 def priority_for(text: str, topic: Topic | None, tier: str | None, urgent_words: Sequence[str]) -> Priority:
-    """Urgency words make a ticket urgent; a VIP customer is at least high; else the topic's default."""
-    if any(_word_pattern(word).search(text) for word in urgent_words):
+    """Urgency words in `normalize`d text make a ticket urgent; a VIP customer is at least high;
+    else the topic's default."""
+    if any(word in text and _word_pattern(word).search(text) for word in urgent_words):
         return "urgent"
     base: Priority = topic.priority if topic and topic.priority else "normal"
     if tier == "vip" and priority_rank(base) < priority_rank("high"):
@@ -77,7 +90,7 @@ def priority_for(text: str, topic: Topic | None, tier: str | None, urgent_words:
 
 def classify(subject: str | None, text: str, topics: Sequence[Topic], urgent_words: Sequence[str],
              tier: str | None = None) -> Classification:
-    combined = _normalize(f"{subject or ''}\n{text}")
+    combined = normalize(f"{subject or ''}\n{text}")
     topic = match_topic(combined, topics)
     return Classification(
         language=detect_language(f"{subject or ''}\n{text}"),

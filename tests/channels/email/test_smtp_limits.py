@@ -23,7 +23,7 @@ from channels.email.intake import IntakeHandler, start_server
 from router.config import Config
 from router.core.inbound import InboundMessage, IngestResult
 from router.core.pipeline import Pipeline
-from router.core.store.attachments import blob_path
+from router.core.store.attachments import read_raw
 from router.workers import smtp_intake_handler
 from tests.conftest import free_port
 
@@ -108,7 +108,7 @@ async def test_long_lines_are_stored_whole(stored, pool, data_dir, length):
     assert answer.code == 250, answer
     row = await pool.fetchrow("SELECT body_text, raw_ref FROM messages WHERE external_id = 'limits-1@customer.example'")
     assert row["body_text"] == line.decode()
-    assert blob_path(data_dir, row["raw_ref"].removeprefix("sha256:")).read_bytes() == raw
+    assert read_raw(data_dir, row["raw_ref"]) == raw
 
 
 async def test_line_longer_than_the_size_limit_is_refused_as_too_big(config):
