@@ -328,10 +328,15 @@ async def summary(pool: asyncpg.Pool, query: Query) -> dict[str, Any]:
                         await other.fetchrow(_NPS_SQL, query.start, query.end),
                         await other.fetchrow(_KB_SQL, query.start, query.end))
 
-        async with asyncio.TaskGroup() as group:
-            first = group.create_task(cohort_timings())
-            second = group.create_task(cohort_counts())
-            third = group.create_task(now_figures())
+        try:
+            async with asyncio.TaskGroup() as group:
+                first = group.create_task(cohort_timings())
+                second = group.create_task(cohort_counts())
+                third = group.create_task(now_figures())
+        except ExceptionGroup as failed:
+            # What a read raised, as one read alone would raise it: the edge maps a database that is
+            # down or too slow to 503 by the error's type, which the group would hide.
+            raise failed.exceptions[0] from failed
     timing, csat, comments = first.result()
     sla, counts, transfers = second.result()
     backlog, load_rows, agents, nps, kb = third.result()

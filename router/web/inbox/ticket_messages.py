@@ -7,9 +7,10 @@ message (channel badges, the sender line, fixed words) are escaped once per page
 is left per message is its own text, times and ids (bench/ticket_page_bench.py). System entries stay
 in the templates. Every value from the database goes through `escape`.
 
-A drawn message is also kept (`_DRAWN`, bounded), keyed by everything its HTML depends on: the whole
-`Message` (text, delivery and receipt included, so a status change draws it again), the ticket's
-reference (a merge moves messages), the page's language and timezone. A ticket page is drawn again
+A drawn message is also kept (`_DRAWN`, bounded in characters, the least recently used dropped first),
+keyed by everything its HTML depends on: the whole `Message` (text, delivery and receipt included, so
+a status change draws it again), the ticket's reference (a merge moves messages), the page's language
+and timezone. A ticket page is drawn again
 on every change to the ticket (the live refresh) and by every agent who opens it, and all but the
 newest messages are the same each time.
 """
@@ -67,8 +68,37 @@ def runs(entries: Iterable[TimelineEntry]) -> list[list[TimelineEntry]]:
 
 
 _DRAWN: dict[tuple[str, str, str, Message], str] = {}
-DRAWN_LIMIT = 4096
-"""Messages kept drawn, the oldest dropped first: ~1 KB of HTML each, a few MB in all."""
+DRAWN_BUDGET_CHARS = 4_000_000
+"""What the kept drawings may hold in all, counted in characters of their HTML and of the message
+texts their keys keep (at most 16 MB even when every string is stored 4 bytes a character); the
+least recently drawn go first."""
+DRAWN_LARGEST_CHARS = 16_384
+"""A message larger than this (pasted logs) is drawn every time: it would crowd out hundreds."""
+_drawn_chars = 0
+
+
+def _cost(message: Message, html: str) -> int:
+    return len(html) + len(message.text) + len(message.quoted_text or "")
+
+
+def _kept(key: tuple[str, str, str, Message]) -> str | None:
+    """A kept drawing, marked as the most recently used."""
+    html = _DRAWN.pop(key, None)
+    if html is not None:
+        _DRAWN[key] = html
+    return html
+
+
+def _keep(key: tuple[str, str, str, Message], html: str) -> None:
+    global _drawn_chars
+    cost = _cost(key[3], html)
+    if cost > DRAWN_LARGEST_CHARS:
+        return
+    while _DRAWN and _drawn_chars + cost > DRAWN_BUDGET_CHARS:
+        oldest = next(iter(_DRAWN))
+        _drawn_chars -= _cost(oldest[3], _DRAWN.pop(oldest))
+    _DRAWN[key] = html
+    _drawn_chars += cost
 
 
 class MessageHtml:
@@ -99,12 +129,10 @@ class MessageHtml:
         drawn = []
         for m in messages:
             key = (*self.page, m)
-            html = _DRAWN.get(key)
+            html = _kept(key)
             if html is None:
                 html = self._message(m)
-                if len(_DRAWN) >= DRAWN_LIMIT:
-                    del _DRAWN[next(iter(_DRAWN))]
-                _DRAWN[key] = html
+                _keep(key, html)
             drawn.append(html)
         return Markup("".join(drawn))
 

@@ -7,7 +7,9 @@ import functools
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from router.core.inbound import MAX_TEXT_CHARS
 from router.core.store.timeline import Delivery, Message
+from router.web.inbox import ticket_messages
 from router.web.inbox.i18n import translate
 from router.web.inbox.ticket_messages import MessageHtml
 from router.web.inbox.ticket_words import names
@@ -39,3 +41,30 @@ def test_each_language_timezone_and_ticket_gets_its_own_drawing() -> None:
     with_html = replace(REPLY, has_html=True)
     assert "/inbox/T-1001/messages/7/html" in draw(with_html)
     assert "/inbox/T-2002/messages/7/html" in draw(with_html, ref="T-2002")  # merged into another ticket
+
+
+def test_kept_drawings_stay_within_their_budget_and_the_least_recently_drawn_go_first(monkeypatch) -> None:
+    monkeypatch.setattr(ticket_messages, "_DRAWN", {})
+    monkeypatch.setattr(ticket_messages, "_drawn_chars", 0)
+    budget = 5 * ticket_messages._cost(REPLY, draw(REPLY)) + 10  # room for five of these messages
+    monkeypatch.setattr(ticket_messages, "_DRAWN", {})
+    monkeypatch.setattr(ticket_messages, "_drawn_chars", 0)
+    monkeypatch.setattr(ticket_messages, "DRAWN_BUDGET_CHARS", budget)
+    messages = [replace(REPLY, id=n) for n in range(7)]
+    for message in messages[:5]:
+        draw(message)
+    draw(messages[0])  # drawn again: now the most recently used
+    for message in messages[5:]:
+        draw(message)
+    assert [key[3].id for key in ticket_messages._DRAWN] == [3, 4, 0, 5, 6]
+    assert ticket_messages._drawn_chars == sum(ticket_messages._cost(key[3], html)
+                                               for key, html in ticket_messages._DRAWN.items()) <= budget
+
+
+def test_a_huge_message_is_drawn_but_not_kept(monkeypatch) -> None:
+    """Pasted logs (up to 200,000 characters, `<` escaped fourfold) would crowd out hundreds of others."""
+    monkeypatch.setattr(ticket_messages, "_DRAWN", {})
+    monkeypatch.setattr(ticket_messages, "_drawn_chars", 0)
+    huge = replace(REPLY, id=99, text="<" * MAX_TEXT_CHARS)
+    assert "&lt;" * 100 in draw(huge)
+    assert not ticket_messages._DRAWN
