@@ -155,7 +155,11 @@ async def _migrate(dsn: str) -> list[str]:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    applied = asyncio.run(_migrate(_database_url(settings)))
+    try:
+        applied = asyncio.run(_migrate(_database_url(settings)))
+    except db.UnsuitableServer as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
 
@@ -237,12 +241,24 @@ def _supervise(dsn: str, config: Config, workers: int, *, reload_config: Callabl
     config's agents are applied here first (a broken file is left to the children to report)."""
     from router.core.errors import DATABASE_DOWN_ERRORS
     from router.metrics import MULTIPROCESS_DIR
-    from router.processes import Supervisor, child_argv, prepare_database
+    from router.processes import Supervisor, child_argv, port_free, prepare_database
 
+    # Until the supervisor's own handlers are in place: a reload is moot (the workers read the config
+    # as they start), and a stop is a clean exit (the embedded PostgreSQL's exit hook runs).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    settings = config.settings
+    for host, port in ((settings.http_host, settings.http_port), (settings.smtp_host, settings.smtp_port)):
+        if not port_free(host, port):
+            print(f"cannot listen on {host}:{port}: another process already listens there", file=sys.stderr)
+            return 1
     try:
         asyncio.run(prepare_database(dsn, config))
     except DATABASE_DOWN_ERRORS as exc:
         print(f"database unavailable at start: {exc!r}", file=sys.stderr)
+        return 1
+    except db.UnsuitableServer as exc:
+        print(str(exc), file=sys.stderr)
         return 1
 
     async def prepare_reloaded() -> None:

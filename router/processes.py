@@ -76,8 +76,26 @@ async def prepare_database(dsn: str, config: Config) -> None:
         await pool.close()
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on `host:port` yet: binding without `SO_REUSEPORT` fails when any
+    process listens there, also one that set `SO_REUSEPORT` itself, which the children's own binds
+    would silently share the port (and its mail and webhooks) with."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no owner
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
+
+
 def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the supervisor dies, however it dies (Linux)."""
+    """In the child, before exec: SIGTERM when the supervisor dies, however it dies (Linux); SIGHUP
+    ignored until the child's app takes it (a reload forwarded while it starts must not kill it: it
+    reads the configuration as it starts anyway)."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
