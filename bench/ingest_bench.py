@@ -9,11 +9,16 @@ no foreign keys):
   lookups, locks or decisions. The pipeline's target ratio is against this one.
 - `message_rows_baseline_run`: one autocommit INSERT of the bare message row per message — the
   floor of durably storing anything, reported for context.
+
+Each run also reports the CPU milliseconds per message of this process (the pipeline runs in it)
+and of the PostgreSQL server (`bench.cpu`): on a shared 2-core machine they hold steady while the
+rates swing with whatever else runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -23,6 +28,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from bench import cpu
 from router.config import Config
 from router.core.inbound import InboundMessage, email_identity
 from router.core.pipeline import Pipeline
@@ -46,6 +52,7 @@ class Run:
     count: int
     seconds: float
     latencies_ms: list[float]
+    cpu_ms: dict[str, float]  # "router" (this process), "postgres": CPU ms over the timed part, all messages
 
     @property
     def rate(self) -> float:
@@ -70,7 +77,7 @@ def make_messages(n: int, customers: int, seed: int = 7) -> list[InboundMessage]
     return messages
 
 
-async def _timed(concurrency: int, jobs: list, run_one, warmup: int = WARMUP) -> Run:
+async def _timed(pool: asyncpg.Pool, concurrency: int, jobs: list, run_one, warmup: int = WARMUP) -> Run:
     """Run `jobs` with `concurrency` workers; the first `warmup` jobs are not timed, so every
     measurement starts with warm connections (prepared statements, catalog caches)."""
     async def drain(batch: list, latencies: list[float]) -> None:
@@ -88,16 +95,20 @@ async def _timed(concurrency: int, jobs: list, run_one, warmup: int = WARMUP) ->
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
     await drain(jobs[:warmup], [])
+    async with pool.acquire() as conn:
+        postmaster = cpu.postmaster_of_backend(await conn.fetchval("SELECT pg_backend_pid()"))
     latencies: list[float] = []
-    started = time.perf_counter()
+    before = cpu.snapshot(router=os.getpid(), postgres=postmaster)
     await drain(jobs[warmup:], latencies)
-    return Run(len(jobs) - warmup, time.perf_counter() - started, latencies)
+    after = cpu.snapshot(router=os.getpid(), postgres=postmaster)
+    return Run(len(jobs) - warmup, after.wall - before.wall, latencies,
+               {label: after.cpu_ms[label] - before.cpu_ms[label] for label in before.cpu_ms})
 
 
 async def pipeline_run(pool: asyncpg.Pool, config: Config, messages: list[InboundMessage],
                        concurrency: int) -> Run:
     pipeline = Pipeline(config)
-    return await _timed(concurrency, messages, lambda m: pipeline.ingest(pool, m))
+    return await _timed(pool, concurrency, messages, lambda m: pipeline.ingest(pool, m))
 
 
 BASELINE_TABLES = ("customers", "customer_identities", "tickets", "messages", "events", "routing_log",
@@ -125,7 +136,7 @@ async def message_rows_baseline_run(pool: asyncpg.Pool, messages: list[InboundMe
                 " sender_name, subject, body_text, metadata) VALUES (1, 1, $1, 'in', $2, $3, $4, $5, '{}')",
                 message.channel, message.external_id, message.sender_name, message.subject, message.text)
 
-    return await _with_copies(pool, lambda: _timed(concurrency, messages, insert))
+    return await _with_copies(pool, lambda: _timed(pool, concurrency, messages, insert))
 
 
 async def same_rows_baseline_run(pool: asyncpg.Pool, messages: list[InboundMessage], concurrency: int) -> Run:
@@ -180,14 +191,16 @@ async def same_rows_baseline_run(pool: asyncpg.Pool, messages: list[InboundMessa
                     " VALUES ($1, 'email', 'out', $2, 'ack')", ticket, f"ack-{ticket}")
                 await event(conn, ticket, "message.sent")
 
-    return await _with_copies(pool, lambda: _timed(concurrency, jobs, insert))
+    return await _with_copies(pool, lambda: _timed(pool, concurrency, jobs, insert))
 
 
 def merged(runs: list[Run]) -> Run:
     """Several rounds as one: all messages over all the time they took, every latency."""
-    return Run(sum(r.count for r in runs), sum(r.seconds for r in runs), [x for r in runs for x in r.latencies_ms])
+    return Run(sum(r.count for r in runs), sum(r.seconds for r in runs), [x for r in runs for x in r.latencies_ms],
+               {label: sum(r.cpu_ms[label] for r in runs) for label in runs[0].cpu_ms})
 
 
 def summarize(name: str, run: Run) -> dict[str, object]:
     return {"benchmark": name, "count": run.count, "per_second": round(run.rate, 1),
-            "p50_ms": round(statistics.median(run.latencies_ms), 2), "p99_ms": round(run.percentile(99), 2)}
+            "p50_ms": round(statistics.median(run.latencies_ms), 2), "p99_ms": round(run.percentile(99), 2),
+            "cpu_ms_per_msg": " + ".join(f"{label} {ms / run.count:.2f}" for label, ms in run.cpu_ms.items())}

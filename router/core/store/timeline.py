@@ -354,12 +354,9 @@ async def reply_addresses(conn: asyncpg.Connection, customer_id: int,
     address a reply there would use, by `customers.address_on` itself (the rule the reply action
     applies: never a claim another customer brought in by a merge still in force)."""
     verified = {(kind, value) for kind, value, ok in identities if ok}
-    found = []
-    for kind in dict.fromkeys(kind for kind, _, _ in identities if kind not in NOT_REPLY_CHANNELS):
-        address = await customers.address_on(conn, customer_id, kind)
-        if address is not None:
-            found.append((kind, address, (kind, address) in verified))
-    return found
+    kinds = list(dict.fromkeys(kind for kind, _, _ in identities if kind not in NOT_REPLY_CHANNELS))
+    found = await customers.addresses_on(conn, customer_id, kinds) if kinds else {}
+    return [(kind, found[kind], (kind, found[kind]) in verified) for kind in kinds if kind in found]
 
 
 def reply_choices(addresses: Sequence[tuple[str, str, bool]], last_inbound: Mapping[str, datetime],
