@@ -111,8 +111,10 @@ def test_sighup_applies_a_changed_config_and_survives_a_broken_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(ROUTER_DATA_DIR=str(tmp_path / "var"), ROUTER_HTTP_PORT=str(http_port),
                ROUTER_SMTP_PORT=str(smtp_port), ROUTER_API_TOKEN="hup-token", ROUTER_CONFIG=str(config_file))
-    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "router"), "serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "router"), "serve"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{http_port}"
     headers = {"Authorization": "Bearer hup-token"}
 
@@ -128,7 +130,10 @@ def test_sighup_applies_a_changed_config_and_survives_a_broken_one(tmp_path):
         return False
 
     try:
-        wait_for(f"{base}/readyz", process)
+        try:
+            wait_for(f"{base}/readyz", process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- router serve output ---\n{log_path.read_text()[-5000:]}") from exc
         assert "dan@example.com" not in agents()
         config_file.write_text(demo_config_text() + '\n[[agents]]\nemail = "dan@example.com"\nname = "Dan"\n'
                                'team = "support"\nskills = ["shipping"]\nlanguages = ["en"]\n', encoding="utf-8")

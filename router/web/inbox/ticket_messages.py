@@ -17,6 +17,7 @@ newest messages are the same each time.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -67,7 +68,7 @@ def runs(entries: Iterable[TimelineEntry]) -> list[list[TimelineEntry]]:
     return grouped
 
 
-_DRAWN: dict[tuple[str, str, str, Message], str] = {}
+_DRAWN: OrderedDict[tuple[str, str, str, Message], str] = OrderedDict()
 DRAWN_BUDGET_CHARS = 4_000_000
 """What the kept drawings may hold in all, counted in characters of their HTML and of the message
 texts their keys keep (at most 16 MB even when every string is stored 4 bytes a character); the
@@ -82,10 +83,11 @@ def _cost(message: Message, html: str) -> int:
 
 
 def _kept(key: tuple[str, str, str, Message]) -> str | None:
-    """A kept drawing, marked as the most recently used."""
-    html = _DRAWN.pop(key, None)
+    """A kept drawing, marked as the most recently used (the key first kept stays: this page's
+    `Message` is freed with the page)."""
+    html = _DRAWN.get(key)
     if html is not None:
-        _DRAWN[key] = html
+        _DRAWN.move_to_end(key)
     return html
 
 

@@ -4,6 +4,7 @@ what has changed since, nor leak into another language, timezone or ticket."""
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -44,10 +45,10 @@ def test_each_language_timezone_and_ticket_gets_its_own_drawing() -> None:
 
 
 def test_kept_drawings_stay_within_their_budget_and_the_least_recently_drawn_go_first(monkeypatch) -> None:
-    monkeypatch.setattr(ticket_messages, "_DRAWN", {})
+    monkeypatch.setattr(ticket_messages, "_DRAWN", OrderedDict())
     monkeypatch.setattr(ticket_messages, "_drawn_chars", 0)
     budget = 5 * ticket_messages._cost(REPLY, draw(REPLY)) + 10  # room for five of these messages
-    monkeypatch.setattr(ticket_messages, "_DRAWN", {})
+    monkeypatch.setattr(ticket_messages, "_DRAWN", OrderedDict())
     monkeypatch.setattr(ticket_messages, "_drawn_chars", 0)
     monkeypatch.setattr(ticket_messages, "DRAWN_BUDGET_CHARS", budget)
     messages = [replace(REPLY, id=n) for n in range(7)]
@@ -63,7 +64,7 @@ def test_kept_drawings_stay_within_their_budget_and_the_least_recently_drawn_go_
 
 def test_a_huge_message_is_drawn_but_not_kept(monkeypatch) -> None:
     """Pasted logs (up to 200,000 characters, `<` escaped fourfold) would crowd out hundreds of others."""
-    monkeypatch.setattr(ticket_messages, "_DRAWN", {})
+    monkeypatch.setattr(ticket_messages, "_DRAWN", OrderedDict())
     monkeypatch.setattr(ticket_messages, "_drawn_chars", 0)
     huge = replace(REPLY, id=99, text="<" * MAX_TEXT_CHARS)
     assert "&lt;" * 100 in draw(huge)
