@@ -2,7 +2,7 @@
 
 - Connections: at most `[service] smtp_max_connections_per_ip` per client address and
   `smtp_max_connections` in all (421 beyond); a session that waits on its client for
-  `smtp_idle_timeout` is closed with 421.
+  `smtp_idle_timeout` is closed with 421 (aborted if the client does not even read its answers).
 - RCPT: only our configured mail domains, and `postmaster` (550 otherwise, so we are never an open relay).
 - DATA: size limit (552); lines of any length within it, since real mail has long lines. A message
   over `PARSE_IN_THREAD_BYTES` goes to disk as it arrives and waits for one of
@@ -210,7 +210,10 @@ class IntakeHandler:
         return f"250 2.0.0 OK queued as {result.ticket_ref}"
 
 
-_CLOSING_CODES = ("221", "421")  # the connection closes right after these answers
+# aiosmtpd closes the connection right after these answers (502: too many unknown commands; its
+# other 502s, to VRFY and EXPN, are rare enough to go alone too).
+_CLOSING_CODES = ("221", "421", "502")
+_FLUSH_BYTES = 16 * 1024  # answers waiting beyond this are written at once (see `IntakeSMTP.push`)
 _SIMPLE_PATH = re.compile(r"^<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)$", re.DOTALL)
 _LINE_START_DOT = b"\r\n."
 
@@ -296,29 +299,41 @@ class IntakeSMTP(SMTP):
         more CPU than parsing the command it answers. Answers wait only until this session has to
         wait for its client (the loop then runs `_send_replies`), so a lock-step client sees no delay
         while a pipelining one (RFC 2920: MAIL, RCPT and DATA sent together) gets its three answers,
-        or an EHLO its six lines, in one packet. Answers before the connection closes go at once."""
+        or an EHLO its six lines, in one packet. Answers before the connection closes go at once.
+
+        Flow control still holds: a burst of commands already read is answered without the loop
+        turning, so answers also go at once when `_FLUSH_BYTES` wait or the socket is backed up
+        (the transport holds unsent bytes: the client is not reading), and then `drain()` stops
+        this session at the transport's high-water mark instead of the server buffering them all."""
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
         refused = getattr(self.event_handler, "refused", None)
         if text[:1] == "5" and refused is not None:
             refused(text[:3])
         answer = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") if isinstance(status, str) else status
         self._replies.append(answer + b"\r\n")
-        if text[:3] in _CLOSING_CODES:
+        self._replies_bytes += len(answer) + 2
+        transport = cast(asyncio.WriteTransport | None, self.transport)
+        if (text[:3] in _CLOSING_CODES or self._replies_bytes >= _FLUSH_BYTES
+                or (transport is not None and transport.get_write_buffer_size())):
             self._send_replies()
         elif len(self._replies) == 1:
             self.loop.call_soon(self._send_replies)
         await self._writer.drain()  # flow control: a client that does not read is not written without bound
 
     def _send_replies(self) -> None:
-        if self._replies and self.transport is not None and not self.transport.is_closing():
+        """Write the waiting answers, also to a closing transport: one closed with bytes still unsent
+        flushes these too (after the connection is lost asyncio drops them)."""
+        if self._replies and self.transport is not None:
             cast(asyncio.WriteTransport, self.transport).write(b"".join(self._replies))
         self._replies.clear()
+        self._replies_bytes = 0
 
     def __init__(self, handler: IntakeHandler, *, limits: ConnectionLimits | None = None, **options: Any) -> None:
         super().__init__(handler, **options)
         self.limits = limits
         self.client_address: str | None = None  # set once admitted (and counted)
         self._replies: list[bytes] = []  # answers not yet written (see `push`)
+        self._replies_bytes = 0  # their size
         self.receiving = False  # in DATA, within the size limit: arriving bytes mean the client is not idle
         self.received_at = 0.0
 
@@ -354,14 +369,21 @@ class IntakeSMTP(SMTP):
     def _timeout_cb(self) -> None:
         """aiosmtpd times a session out `timeout` after its last command, even while a slow message
         is still arriving, and without a word; here arriving DATA counts, and 421 is said first
-        (RFC 5321 §3.8)."""
+        (RFC 5321 §3.8). A connection whose answers are still unsent is aborted: its client has not
+        taken them for the whole timeout, and a plain close would wait for it for ever, holding its
+        connection slot (`connection_lost` releases it)."""
         idle = self.loop.time() - self.received_at
         if self.receiving and idle < self._timeout_duration:
             self._reset_timeout(self._timeout_duration - idle)
             return
-        self._replies.append(f"421 4.4.2 {self.hostname} Error: timeout exceeded\r\n".encode())
-        self._send_replies()
-        super()._timeout_cb()
+        transport = cast(asyncio.WriteTransport, self.transport)
+        if not transport.is_closing():
+            self._replies.append(f"421 4.4.2 {self.hostname} Error: timeout exceeded\r\n".encode())
+            self._send_replies()
+            super()._timeout_cb()
+        if transport.get_write_buffer_size():
+            log.info("SMTP intake: aborting a connection from %s that does not read its answers", self.client_address)
+            transport.abort()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:

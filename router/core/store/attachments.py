@@ -45,9 +45,14 @@ def write_blob(data_dir: Path, content: bytes) -> str:
         raise _storage_failed(data_dir / "attachments", exc) from exc
 
 
-def _storage_failed(where: Path, exc: OSError) -> StorageFailed:
-    log.error("cannot write to %s: %r", where, exc)
-    return StorageFailed(f"the server could not store the message on disk ({exc.strerror or exc}); retry later")
+def _storage_failed(where: Path, exc: Exception) -> StorageFailed:
+    if isinstance(exc, OSError):
+        log.error("cannot write to %s: %r", where, exc)
+        reason = exc.strerror or exc
+    else:  # not the disk: a bug, or the executor shutting down
+        log.error("cannot write to %s", where, exc_info=exc)
+        reason = type(exc).__name__
+    return StorageFailed(f"the server could not store the message on disk ({reason}); retry later")
 
 
 def _write_blob(data_dir: Path, content: bytes) -> str:
@@ -95,6 +100,10 @@ class RawJournal:
     tail (its callers never got a reference, so nothing committed points at it); offsets are taken
     from the file's real size, so later appends stay correct. Each process writes its own segments
     (random names), so several `router serve` processes share a data dir safely.
+
+    Any failure (of the disk, or of the thread hop itself) fails its whole batch with `StorageFailed`
+    (SMTP then answers 451) and never the writer: callers left without an answer would hold their
+    SMTP sessions for ever.
     """
 
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
@@ -105,6 +114,7 @@ class RawJournal:
         self._waiting: list[tuple[bytes, asyncio.Future[str]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._directory_synced = False
+        self._synced_bytes = 0  # the current segment's size at its last successful fdatasync
 
     async def append(self, content: bytes) -> str:
         """Keep `content` durably; returns its reference once its batch is synced."""
@@ -119,14 +129,12 @@ class RawJournal:
             batch, self._waiting = self._waiting, []
             try:
                 refs = await asyncio.to_thread(self._write, [content for content, _ in batch])
-            except OSError as exc:
-                # After a failed write or sync the file's state is unknown (a later fsync may not
-                # report the lost pages again): later batches go to a new segment.
-                self.segment, self._directory_synced = uuid.uuid4().hex, False
-                failure = _storage_failed(self.directory, exc)
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(failure)
+            except asyncio.CancelledError:  # the loop is shutting down: nobody will write these
+                batch, self._waiting = [*batch, *self._waiting], []
+                _fail(batch, StorageFailed("the server is shutting down; retry later"))
+                raise
+            except Exception as exc:
+                _fail(batch, _storage_failed(self.directory, exc))
                 continue
             for (_, done), ref in zip(batch, refs, strict=True):
                 if not done.done():  # a caller that went away (connection lost) is not told
@@ -134,25 +142,25 @@ class RawJournal:
 
     def _write(self, contents: list[bytes]) -> list[str]:
         """In the writer's thread: append the batch, sync it, return the references."""
+        if self._synced_bytes >= self.segment_bytes:  # full: this batch starts the next segment
+            self._start_segment()
         if not self._directory_synced:
             self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{self.segment}.seg"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         try:
             offset = os.fstat(fd).st_size
-            if offset >= self.segment_bytes:
-                os.close(fd)
-                self.segment = uuid.uuid4().hex
-                path = self.directory / f"{self.segment}.seg"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-                offset = 0
-                self._directory_synced = False
             refs = []
             for content in contents:
                 refs.append(f"raw:{self.segment}:{offset}:{len(content)}")
                 offset += len(content)
-            _write_all(fd, contents)
-            os.fdatasync(fd)
+            try:
+                _write_all(fd, contents)
+                os.fdatasync(fd)
+            except BaseException:
+                self._give_up_segment(path)
+                raise
+            self._synced_bytes = offset
         finally:
             os.close(fd)
         if not self._directory_synced:  # a new segment's name must survive a crash too
@@ -161,6 +169,30 @@ class RawJournal:
             self._directory_synced = True
         self.syncs += 1
         return refs
+
+    def _start_segment(self) -> None:
+        self.segment, self._synced_bytes, self._directory_synced = uuid.uuid4().hex, 0, False
+
+    def _give_up_segment(self, path: Path) -> None:
+        """After a failed write or sync the file's state is unknown (a later fsync may not report the
+        lost pages again): later batches go to a new segment. A segment no reference points into yet
+        (its name was never synced, see `_write`) is removed and its name kept instead, so a disk that
+        stays full does not gather an empty or torn segment per failed batch (hundreds a second from
+        retrying senders)."""
+        if not self._directory_synced:
+            try:
+                os.unlink(path)
+                self._synced_bytes = 0
+                return
+            except OSError as exc:
+                log.error("cannot remove the failed journal segment %s: %r", path, exc)
+        self._start_segment()
+
+
+def _fail(batch: list[tuple[bytes, asyncio.Future[str]]], failure: Exception) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(failure)
 
 
 def _write_all(fd: int, contents: list[bytes]) -> None:
