@@ -16,7 +16,7 @@ import asyncpg
 from agents import assignment
 from router.config import Config
 from router.core import acks
-from router.core.classify import Classification, classify
+from router.core.classify import classify
 from router.core.clock import Clock, system_clock
 from router.core.errors import InvalidInput, ServiceUnavailable
 from router.core.inbound import MAX_TEXT_CHARS, InboundMessage, IngestResult, storable_text
@@ -48,8 +48,6 @@ class Pipeline:
         self.clock = clock
         # Tickets whose topic names no team wait in the first configured team's queue.
         self.default_team = config.teams[0].name if config.teams else None
-        # A follow-up on a ticket with one of these policies may have to start a next-response clock.
-        self.next_response_policies = tuple(p.name for p in config.sla.policies if p.next_response is not None)
 
     async def ingest(self, pool: asyncpg.Pool, message: InboundMessage) -> IngestResult:
         validate(message)
@@ -57,7 +55,7 @@ class Pipeline:
         try:
             for attempt in range(1, CONFLICT_RETRIES + 1):
                 try:
-                    async with pool.acquire() as conn:
+                    async with pool.acquire() as conn, conn.transaction():
                         return await self._ingest(conn, message, external_id)
                 except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                     # PostgreSQL aborted us to break a lock cycle; nothing was stored: run again.
@@ -78,47 +76,25 @@ class Pipeline:
             return IngestResult(seen.message_id, seen.ticket_id, ref(seen.number), duplicate=True)
 
     async def _ingest(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str) -> IngestResult:
-        """The one-statement follow-up when it applies (most messages), else the full path in a transaction."""
         now = self.clock()
-        found = None
-        sender_known = True
-        if message.identities and not (message.claims or message.auto_kind or message.attachments):
-            found = self._classify(message, customers.DEFAULT_TIER)
-            done = await tickets.follow_up(
-                conn, identities=list(dict.fromkeys(message.identities)), sender_name=message.sender_name,
-                thread_refs=message.thread_refs, number_hint=message.ticket_number_hint,
-                tier=customers.DEFAULT_TIER, priority=found.priority,
-                next_response_policies=self.next_response_policies,
-                message=_incoming(message, external_id, now), events=[_received(message)])
-            if done.ticket_id is not None:
-                if done.message_id is None:
-                    raise _Redelivery
-                assert done.number is not None
-                return IngestResult(done.message_id, done.ticket_id, ref(done.number), duplicate=False)
-            sender_known = done.sender_known
-        async with conn.transaction():
-            return await self._ingest_fully(conn, message, external_id, now, found, sender_known=sender_known)
-
-    def _classify(self, message: InboundMessage, tier: str) -> Classification:
-        return classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words, tier)
-
-    async def _ingest_fully(self, conn: asyncpg.Connection, message: InboundMessage, external_id: str, now: datetime,
-                            found: Classification | None, *, sender_known: bool) -> IngestResult:
-        """Every path: claims, new senders, merges, new and reopened tickets, clocks to start or move.
-        `found` is the classification for the default tier, if made already."""
-        customer = await customers.resolve(conn, message.identities, message.claims, message.sender_name, now,
-                                           not_simply_known=not sender_known)
+        customer = await customers.resolve(conn, message.identities, message.claims, message.sender_name, now)
         if customer.merge_with:
             for other in customer.merge_with:
                 await merge_customers(conn, self.config.sla, customer.id, other, now,
                                       reason="a message proved both identities")
             customer = await customers.resolve(conn, message.identities, message.claims, message.sender_name, now)
-        if found is None or customer.tier != customers.DEFAULT_TIER:
-            found = self._classify(message, customer.tier)
+        found = classify(message.subject, message.text, self.config.topics, self.config.service.urgent_words,
+                         customer.tier)
         automated = message.auto_kind is not None
-        incoming = dataclasses.replace(_incoming(message, external_id, now), customer_id=customer.id,
-                                       sender_identity_id=customer.sender_identity_id)
-        received = _received(message)
+        incoming = NewMessage(
+            channel=message.channel, direction="in", external_id=external_id, body_text=message.text,
+            created_at=message.received_at or now, customer_id=customer.id,
+            sender_identity_id=customer.sender_identity_id, sender_name=message.sender_name,
+            subject=message.subject, body_html=message.html, quoted_text=message.quoted_text,
+            raw_ref=message.raw_ref, auto_kind=message.auto_kind, metadata=message.metadata,
+            keywords=tuple(identity.value for identity in (*message.identities, *message.claims)
+                           if identity.kind in SEARCHABLE_IDENTITIES))
+        received = ("message.received", {"channel": message.channel, "auto": automated})
         suggested = [("customer.match_suggested", {
             "customer_id": s.customer_id, "identity": s.identity.key, "reason": s.reason,
             "confidence": s.confidence}) for s in customer.suggestions]
@@ -146,23 +122,28 @@ class Pipeline:
                 now=now, reopen_window=self.config.service.reopen_window)
         plan = plan_ingest(choice.action, automated=automated)
         policy = None
+        happened: list[tickets.Event] = []
         if plan.new_ticket_status is not None:
             if plan.start_clocks:
                 policy = self.config.sla.match(TicketFacts(priority=found.priority, tier=customer.tier,
                                                            channel=message.channel, topic=found.topic))
-            # The store adds the new reference to `ticket.created` and to the message's search terms.
-            stored = await tickets.open_with_message(conn, NewTicket(
+            ticket = await tickets.create(conn, NewTicket(
                 customer_id=customer.id, channel=message.channel,
                 subject=message.subject or _subject_from(message.text), status=plan.new_ticket_status,
                 priority=found.priority, topic=found.topic, skill=found.skill, language=found.language,
                 team=found.team or self.default_team, sla_policy=policy.name if policy else None,
-                previous_ticket_id=choice.previous_ticket_id), incoming,
-                [("ticket.created", {"channel": message.channel}), received, *suggested], now)
+                previous_ticket_id=choice.previous_ticket_id), now)
+            happened.append(("ticket.created", {"ref": ticket.ref, "channel": message.channel}))
+            # The first message carries the ticket's reference: search finds the ticket by it.
+            incoming = dataclasses.replace(incoming, keywords=(*incoming.keywords, ticket.ref))
         else:
             assert choice.ticket is not None
-            happened = [("ticket.reopened", {"ref": choice.ticket.ref})] if plan.reopen else []
-            stored = await tickets.insert_message(conn, choice.ticket, incoming, [*happened, received, *suggested],
-                                                  customer_wrote=found.priority if plan.customer_wrote else None)
+            ticket = choice.ticket
+        if plan.reopen:
+            happened.append(("ticket.reopened", {"ref": ticket.ref}))
+        happened.extend((received, *suggested))
+        stored = await tickets.insert_message(conn, ticket, incoming, happened,
+                                              customer_wrote=found.priority if plan.customer_wrote else None)
         return await self._carry_out(conn, plan, message, customer, stored, policy=policy, now=now)
 
     async def _carry_out(self, conn: asyncpg.Connection, plan: IngestPlan, message: InboundMessage,
@@ -201,21 +182,6 @@ class Pipeline:
             await assignment.route_reopened(conn, ticket, now)
         elif ticket.assignee_id is None:
             await assignment.route_ticket(conn, ticket, now)
-
-
-def _incoming(message: InboundMessage, external_id: str, now: datetime) -> NewMessage:
-    """The message as stored (its customer and sending identity are added once known)."""
-    return NewMessage(
-        channel=message.channel, direction="in", external_id=external_id, body_text=message.text,
-        created_at=message.received_at or now, sender_name=message.sender_name, subject=message.subject,
-        body_html=message.html, quoted_text=message.quoted_text, raw_ref=message.raw_ref,
-        auto_kind=message.auto_kind, metadata=message.metadata,
-        keywords=tuple(identity.value for identity in (*message.identities, *message.claims)
-                       if identity.kind in SEARCHABLE_IDENTITIES))
-
-
-def _received(message: InboundMessage) -> tickets.Event:
-    return "message.received", {"channel": message.channel, "auto": message.auto_kind is not None}
 
 
 def validate(message: InboundMessage) -> None:

@@ -47,7 +47,7 @@ class Customer:
 
 
 async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], claims: Sequence[Identity],
-                  name: str | None, now: datetime, *, not_simply_known: bool = False) -> Customer:
+                  name: str | None, now: datetime) -> Customer:
     """The customer behind a message, their row locked so their messages thread one at a time.
 
     `identities` are proved (the sender's platform id, a mail's From): they find or create the
@@ -58,14 +58,11 @@ async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], clai
     identity of this customer, so replies can reach the address. A sender with claims only is a
     customer of their own, or the one earlier anonymous claimant of the same address (whose only
     way to hear back is that address, so joining them reveals nothing).
-
-    `not_simply_known`: the caller has just seen (`known_sender_ctes`) that the identities are not all
-    one customer's, so the lookup for that case is skipped (a race since then is the slow path's to handle).
     """
     if not identities:
         return await _resolve_claimant(conn, claims, name, now)
     unique = list(dict.fromkeys(identities))
-    known = {} if not_simply_known else await _lock_known(conn, unique)
+    known = await _lock_known(conn, unique)
     customer = None
     if len(known) == len(unique) and len({row["id"] for row in known.values()}) == 1:
         row = known[unique[0]]
@@ -78,27 +75,6 @@ async def resolve(conn: asyncpg.Connection, identities: Sequence[Identity], clai
     if claims and not customer.merge_with:
         customer = await _keep_claims(conn, customer, claims, now)
     return customer
-
-
-DEFAULT_TIER = "standard"
-"""The tier a customer has until someone sets another (the column default)."""
-
-
-def known_sender_ctes(kinds: str, values: str) -> str:
-    """CTEs `known` and `sender` for hot paths that resolve and store in one statement (`tickets.follow_up`):
-    `sender` is the one live customer all the identities (`kinds`, `values`: SQL text arrays, distinct,
-    the sender's first) are verified identities of, with `identity_id` the first one's — locked like
-    `_lock_known` locks them. No row when any identity is unknown, or they belong to several customers:
-    then `resolve` decides, in the caller's full path."""
-    return (
-        "known AS (SELECT ci.id AS identity_id, w.ord, c.id, c.name, c.tier, c.merged_into FROM customer_identities ci"
-        f"  JOIN unnest({kinds}::text[], {values}::text[]) WITH ORDINALITY AS w(kind, value, ord) USING (kind, value)"
-        "  JOIN customers c ON c.id = ci.customer_id WHERE ci.verified ORDER BY c.id FOR UPDATE OF c, ci),"
-        " sender AS (SELECT min(id) AS id, min(name) AS name, min(tier) AS tier,"
-        "  (array_agg(identity_id ORDER BY ord))[1] AS identity_id FROM known"
-        f"  HAVING count(*) = cardinality({kinds}::text[]) AND count(DISTINCT id) = 1"
-        "  AND bool_and(merged_into IS NULL))"
-    )
 
 
 _KNOWN_SQL = (
@@ -134,10 +110,10 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
                         now: datetime) -> Customer:
     """New identities (or a merge): lock the identity keys, then create, link or ask for a merge."""
     await _lock_keys(conn, [identity.key for identity in unique])
-    known, created = await _lock_known_or_create(conn, unique, name, now)
-    if created is not None:
-        return created
+    known = await _lock_known(conn, unique)
     owners = sorted({row["id"] for row in known.values()})
+    if not owners:
+        return await _create(conn, unique, (), name, now)
     customer_id = owners[0]
     if len(owners) > 1:
         row = known[unique[0]]
@@ -163,27 +139,6 @@ async def _resolve_slow(conn: asyncpg.Connection, unique: list[Identity], name: 
     return Customer(**dict(row), sender_identity_id=identity_ids[unique[0]])
 
 
-async def _lock_known_or_create(conn: asyncpg.Connection, identities: Sequence[Identity], name: str | None,
-                                now: datetime) -> tuple[dict[Identity, asyncpg.Record], Customer | None]:
-    """Under the identity keys' locks: `_lock_known`, and when none of the identities is known, the new
-    customer `_create` makes — in one statement (a first-time sender is a new ticket's usual case)."""
-    rows = await conn.fetch(
-        f"WITH known AS ({_KNOWN_SQL}),"
-        " c AS (INSERT INTO customers (name, created_at) SELECT $3, $4 WHERE NOT EXISTS (SELECT 1 FROM known)"
-        "  RETURNING id),"
-        " i AS (INSERT INTO customer_identities (customer_id, kind, value, verified, created_at)"
-        "  SELECT c.id, x.kind, x.value, true, $4 FROM c, unnest($1::text[], $2::text[]) AS x(kind, value)"
-        "  RETURNING customer_id, id, kind, value)"
-        " SELECT false AS created, identity_id, kind, value, id, name, tier, language, timezone, merged_into FROM known"
-        " UNION ALL SELECT true, id, kind, value, customer_id, NULL, NULL, NULL, NULL, NULL FROM i",
-        [i.kind for i in identities], [i.value for i in identities], name, now)
-    if rows and rows[0]["created"]:
-        sender = next(row for row in rows if Identity(row["kind"], row["value"]) == identities[0])
-        return {}, Customer(id=sender["id"], name=name, tier=DEFAULT_TIER, language=None, timezone=None,
-                            sender_identity_id=sender["identity_id"], is_new=True)
-    return {Identity(row["kind"], row["value"]): row for row in rows}, None
-
-
 async def _create(conn: asyncpg.Connection, identities: Sequence[Identity], claims: Sequence[Identity],
                   name: str | None, now: datetime) -> Customer:
     """A first-time sender: the customer, their identities and claims in one statement."""
@@ -197,18 +152,14 @@ async def _create(conn: asyncpg.Connection, identities: Sequence[Identity], clai
         name, now, [i.kind for i in every], [i.value for i in every],
         [True] * len(identities) + [False] * len(claims))
     sender = next(row for row in rows if Identity(row["kind"], row["value"]) == every[0])
-    return Customer(id=sender["customer_id"], name=name, tier=DEFAULT_TIER, language=None, timezone=None,
+    return Customer(id=sender["customer_id"], name=name, tier="standard", language=None, timezone=None,
                     sender_identity_id=sender["id"], is_new=True, verified=bool(identities))
 
 
 async def _holders(conn: asyncpg.Connection, claims: Sequence[Identity]) -> list[asyncpg.Record]:
-    """Who holds any of `claims`; an unverified holder also with all its identities (`held`: kinds and
-    values), which `_claiming_exactly` compares — in the same round trip."""
     return list(await conn.fetch(
-        "SELECT ci.id AS identity_id, ci.customer_id, ci.kind, ci.value, ci.verified,"
-        " CASE WHEN NOT ci.verified THEN (SELECT array_agg(ARRAY[h.kind, h.value]) FROM customer_identities h"
-        "  WHERE h.customer_id = ci.customer_id) END AS held"
-        " FROM customer_identities ci JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
+        "SELECT ci.id AS identity_id, ci.customer_id, ci.kind, ci.value, ci.verified FROM customer_identities ci"
+        " JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)"
         " JOIN customers c ON c.id = ci.customer_id WHERE c.merged_into IS NULL ORDER BY ci.customer_id",
         [i.kind for i in claims], [i.value for i in claims]))
 
@@ -246,7 +197,7 @@ async def _resolve_claimant(conn: asyncpg.Connection, claims: Sequence[Identity]
     rows = await _holders(conn, claims)
     verified_owner = any(row["verified"] for row in rows)
     earlier = [row for row in rows if not row["verified"] and Identity(row["kind"], row["value"]) == claims[0]]
-    same = None if verified_owner else _claiming_exactly(earlier, claims)
+    same = None if verified_owner else await _claiming_exactly(conn, [r["customer_id"] for r in earlier], claims)
     if same is not None:
         row = await conn.fetchrow(
             "UPDATE customers SET name = COALESCE(name, $2) WHERE id = $1 RETURNING id, name, tier, language, timezone",
@@ -257,14 +208,20 @@ async def _resolve_claimant(conn: asyncpg.Connection, claims: Sequence[Identity]
     return replace(created, suggestions=_suggestions(rows, None))
 
 
-def _claiming_exactly(candidates: Sequence[asyncpg.Record], claims: Sequence[Identity]) -> int | None:
-    """The earliest of `candidates` (`_holders` rows) whose identities are exactly `claims`, or None.
-    Joining an earlier claimant who also typed something else would send this sender's replies to
-    that other address (someone who typed the victim's phone and their own mailbox would read the
-    victim's answers)."""
+async def _claiming_exactly(conn: asyncpg.Connection, candidates: Sequence[int],
+                            claims: Sequence[Identity]) -> int | None:
+    """The earliest of `candidates` whose identities are exactly `claims`, or None. Joining an earlier
+    claimant who also typed something else would send this sender's replies to that other address
+    (someone who typed the victim's phone and their own mailbox would read the victim's answers)."""
+    if not candidates:
+        return None
+    rows = await conn.fetch("SELECT customer_id, kind, value FROM customer_identities"
+                            " WHERE customer_id = ANY($1::bigint[]) ORDER BY customer_id", list(candidates))
+    held: dict[int, set[Identity]] = {}
+    for row in rows:
+        held.setdefault(row["customer_id"], set()).add(Identity(row["kind"], row["value"]))
     wanted = set(claims)
-    return next((row["customer_id"] for row in candidates
-                 if {Identity(kind, value) for kind, value in row["held"]} == wanted), None)
+    return next((customer_id for customer_id, identities in held.items() if identities == wanted), None)
 
 
 async def prove_claim(conn: asyncpg.Connection, claimant_id: int, identity: Identity) -> bool:

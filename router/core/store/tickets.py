@@ -17,10 +17,8 @@ from typing import Any, Literal
 
 import asyncpg
 
-from router.core.inbound import Identity
-from router.core.refs import PRIORITIES, REF_PREFIX, Priority, Status, is_active, ref
+from router.core.refs import PRIORITIES, Priority, Status, is_active, ref
 from router.core.search import document_terms
-from router.core.store.customers import known_sender_ctes
 
 Direction = Literal["in", "out", "note", "system"]
 Event = tuple[str, dict[str, Any]]
@@ -110,12 +108,12 @@ class NewMessage:
         """What search finds this message by (`router.core.search`): its subject, text, keywords, sender."""
         return document_terms((self.subject, self.body_text, *self.keywords), names=(self.sender_name,))
 
-    def values(self, events: Sequence[Event]) -> tuple[Any, ...]:
-        """The parameters `_message_ctes` numbers: the message's own columns, its events, its search terms."""
-        return (self.channel, self.direction, self.external_id, self.author_agent_id, self.sender_name, self.subject,
-                self.body_text, self.body_html, self.quoted_text, self.raw_ref, self.auto_kind, dict(self.metadata),
-                self.created_at, [kind for kind, _ in events], [payload for _, payload in events],
-                self.search_terms())
+    def args(self, events: Sequence[Event]) -> tuple[Any, ...]:
+        """Parameters $2-$18 of `_MESSAGE_INSERT`."""
+        return (self.customer_id, self.channel, self.direction, self.external_id, self.sender_identity_id,
+                self.author_agent_id, self.sender_name, self.subject, self.body_text, self.body_html,
+                self.quoted_text, self.raw_ref, self.auto_kind, dict(self.metadata), self.created_at,
+                [kind for kind, _ in events], [payload for _, payload in events])
 
 
 @dataclass(frozen=True)
@@ -128,75 +126,43 @@ class Stored:
     after: Ticket
 
 
-_MESSAGE_COLUMNS = ("channel, direction, external_id, author_agent_id, sender_name, subject, body_text, body_html,"
-                    " quoted_text, raw_ref, auto_kind, metadata, created_at")
-_MESSAGE_VALUES = 16  # len(NewMessage.values(...))
+_MESSAGE_INSERT = (
+    " m AS (INSERT INTO messages (ticket_id, customer_id, channel, direction, external_id,"
+    "  sender_identity_id, author_agent_id, sender_name, subject, body_text, body_html, quoted_text, raw_ref,"
+    "  auto_kind, metadata, created_at, search_terms)"
+    "  SELECT {ticket}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, {terms}::text[] {source}"
+    "  ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, ticket_id),"
+    " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
+    "  SELECT m.ticket_id, x.kind, x.payload || jsonb_build_object('message_id', m.id), $16"
+    "  FROM m, unnest($17::text[], $18::jsonb[]) AS x(kind, payload))"
+)
+"""The message and its events, as CTEs `m` and `e` (parameters $2-$18, the ticket and the search terms
+parameter from the caller)."""
 
-
-def _message_ctes(*, first: int, ticket: str, customer: str, sender: str, source: str = "",
-                  new_ticket: str | None = None) -> str:
-    """CTEs `m` (the message, unless its external id is stored already) and `e` (its events, each
-    payload with the new `message_id`), from the parameters `$first…` that `NewMessage.values` gives.
-    The ticket, customer and sending identity are SQL expressions: parameters, or columns of `source`.
-
-    `new_ticket`, the number of a ticket created in the same statement (a scalar SQL expression): the
-    message is also found by that ticket's reference, and the `ticket.created` event names it."""
-    p = [f"${first + i}" for i in range(_MESSAGE_VALUES)]
-    columns, created_at, kinds, payloads, terms = ", ".join(p[:13]), p[12], p[13], p[14], p[15]
-    payload = "x.payload || jsonb_build_object('message_id', m.id)"
-    if new_ticket is not None:
-        ref_terms = ref_terms_sql(new_ticket)
-        terms = f"{terms}::text[] || ARRAY(SELECT term FROM unnest({ref_terms}) AS term WHERE term <> ALL({terms}))"
-        payload += (f" || CASE WHEN x.kind = 'ticket.created' THEN jsonb_build_object('ref', {ref_sql(new_ticket)})"
-                    " ELSE '{}' END")
-    return (
-        f" m AS (INSERT INTO messages (ticket_id, customer_id, sender_identity_id, {_MESSAGE_COLUMNS}, search_terms)"
-        f"  SELECT {ticket}, {customer}, {sender}, {columns}, {terms}::text[] {source}"
-        "  ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, ticket_id),"
-        " e AS (INSERT INTO events (ticket_id, kind, payload, created_at)"
-        f"  SELECT m.ticket_id, x.kind, {payload}, {created_at}"
-        f"  FROM m, unnest({kinds}::text[], {payloads}::jsonb[]) WITH ORDINALITY AS x(kind, payload, n) ORDER BY x.n)"
-    )
-
-
-def ref_sql(number: str) -> str:
-    """`refs.ref` in SQL, for the `number` column or expression `number`."""
-    return f"('{REF_PREFIX}' || {number})"
-
-
-def ref_terms_sql(number: str) -> str:
-    """The search terms of a ticket's reference (`search.document_terms([ref(n)])`, as a test checks)
-    in SQL: the message that opens a ticket is found by its reference before Python knows the number."""
-    return f"ARRAY[lower({ref_sql(number)}), {number}::text]"
-
-
-def _customer_wrote(*, at: str, order: str, priority: str) -> str:
-    """The one definition of "the customer wrote on this ticket": it is open (a pending ticket comes
-    back, a solved one reopens) and takes the message's priority when that is higher (`order` lists
-    the priorities, lowest first)."""
-    return (f"last_customer_message_at = {at}, updated_at = {at}, status = 'open', solved_at = NULL,"
-            f" priority = CASE WHEN array_position({order}::text[], {priority}::text)"
-            f" > array_position({order}::text[], tickets.priority) THEN {priority} ELSE tickets.priority END")
-
-
-_AT = 13  # the message's `created_at` among `NewMessage.values`, counted from 1
+_CUSTOMER_WROTE = (
+    "last_customer_message_at = $16, updated_at = $16, status = 'open', solved_at = NULL,"
+    " priority = CASE WHEN array_position($19::text[], $20::text) > array_position($19::text[], tickets.priority)"
+    "  THEN $20 ELSE tickets.priority END"
+)
+"""The one definition of "the customer wrote on this ticket": it is open (a pending ticket comes
+back, a solved one reopens) and takes the message's priority when that is higher ($19 the
+priority order, $20 the message's priority)."""
 
 
 async def join_active_ticket(conn: asyncpg.Connection, customer_id: int, priority: Priority, message: NewMessage,
                              events: Sequence[Event]) -> Stored | None:
     """The most common message of all: a follow-up while the customer has an active ticket. One
-    statement locks that ticket, applies `_customer_wrote`, and stores the message with its
+    statement locks that ticket, applies `_CUSTOMER_WROTE`, and stores the message with its
     events. None when the customer has no active ticket: then the general threading rules
     (`choose_thread`) decide."""
     row = await conn.fetchrow(
         "WITH cand AS (SELECT id, status, priority FROM tickets WHERE customer_id = $1"
         "  AND status IN ('open', 'pending') ORDER BY created_at DESC LIMIT 1 FOR UPDATE),"
-        f" t AS (UPDATE tickets SET {_customer_wrote(at=f'${4 + _AT}', order='$3', priority='$4')}"
-        f"  FROM cand WHERE tickets.id = cand.id RETURNING {_QUALIFIED},"
+        f" t AS (UPDATE tickets SET {_CUSTOMER_WROTE} FROM cand WHERE tickets.id = cand.id RETURNING {_QUALIFIED},"
         "  cand.status AS previous_status, cand.priority AS previous_priority),"
-        + _message_ctes(first=5, ticket="t.id", customer="$1", sender="$2", source="FROM t")
+        + _MESSAGE_INSERT.format(ticket="t.id", terms="$21", source="FROM t")
         + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM t",
-        customer_id, message.sender_identity_id, list(PRIORITIES), priority, *message.values(events))
+        customer_id, *message.args(events), list(PRIORITIES), priority, message.search_terms())
     if row is None:
         return None
     after = Ticket.from_row(row)
@@ -207,76 +173,16 @@ async def join_active_ticket(conn: asyncpg.Connection, customer_id: int, priorit
 async def insert_message(conn: asyncpg.Connection, ticket: Ticket, message: NewMessage, events: Sequence[Event], *,
                          customer_wrote: Priority | None = None) -> Stored:
     """Store a message and its events (each payload gets the new `message_id`) on a ticket the
-    caller has locked; with `customer_wrote` (the message's priority), also `_customer_wrote` —
+    caller has locked; with `customer_wrote` (the message's priority), also `_CUSTOMER_WROTE` —
     in one statement, one round trip."""
     row = await conn.fetchrow(
-        f"WITH t AS (UPDATE tickets SET {_customer_wrote(at=f'${6 + _AT}', order='$4', priority='$5')}"
-        f"  WHERE id = $1 AND $6 RETURNING {COLUMNS}),"
-        + _message_ctes(first=7, ticket="$1::bigint", customer="$2", sender="$3")
+        f"WITH t AS (UPDATE tickets SET {_CUSTOMER_WROTE} WHERE id = $1 AND $21 RETURNING {COLUMNS}),"
+        + _MESSAGE_INSERT.format(ticket="$1::bigint", terms="$22", source="")
         + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM (SELECT 1) AS one LEFT JOIN t ON true",
-        ticket.id, message.customer_id, message.sender_identity_id, list(PRIORITIES), customer_wrote,
-        customer_wrote is not None, *message.values(events))
+        ticket.id, *message.args(events), list(PRIORITIES), customer_wrote, customer_wrote is not None,
+        message.search_terms())
     after = Ticket.from_row(row) if customer_wrote is not None else ticket
     return Stored(row["inserted_message_id"], ticket, after)
-
-
-@dataclass(frozen=True)
-class FollowUp:
-    """What `follow_up` did. `ticket_id` None: nothing, the message needs the full path (`sender_known`
-    says whether its sender was one known customer). `message_id` None with a ticket: a redelivery."""
-
-    sender_known: bool
-    ticket_id: int | None = None
-    number: int | None = None
-    message_id: int | None = None
-
-
-async def follow_up(conn: asyncpg.Connection, *, identities: Sequence[Identity], sender_name: str | None,
-                    thread_refs: Sequence[str], number_hint: int | None, tier: str, priority: Priority,
-                    next_response_policies: Sequence[str], message: NewMessage, events: Sequence[Event]) -> FollowUp:
-    """The common follow-up as ONE statement and round trip, outside any explicit transaction (a
-    statement is atomic on its own): resolve the sender (`customers.known_sender_ctes`), take the
-    ticket `choose_thread` would join, store the message and its events, apply `_customer_wrote`.
-
-    It only does so when that is *all* the full path would do — the sender is one known customer
-    with no name to fill in and of `tier` (which `priority` was classified for), the ticket is theirs
-    and open (not pending: that resumes SLA clocks), the message raises no priority (that recomputes
-    the SLA policy), and no next-response clock has to start (the ticket has no agent reply, its
-    policy (`next_response_policies`: those with that target) has none, or one is running). Otherwise
-    it writes nothing and the caller takes the full path; the checks read the locked ticket row and
-    lock the next-response clock they rely on, so a reply or status change committed meanwhile is
-    seen, not a stale snapshot."""
-    row = await conn.fetchrow(
-        "WITH " + known_sender_ctes("$1", "$2") + ","
-        # The ticket `choose_thread` would join: the named one when active, else the customer's
-        # active one. Picked by index lookups first, then locked, rechecking it is still active. (Each
-        # lookup is a scalar subquery: as joins, or one OR of both, the cached generic plan of this
-        # statement scans every active ticket.)
-        " hinted AS MATERIALIZED (SELECT COALESCE((SELECT ticket_id FROM messages WHERE cardinality($3::text[]) > 0"
-        "   AND channel = 'email' AND external_id = ANY($3::text[]) AND (direction = 'out' OR customer_id = s.id)"
-        "   ORDER BY id DESC LIMIT 1),"
-        "  (SELECT id FROM tickets WHERE number = $4 AND customer_id = s.id)) AS id FROM sender s),"
-        " pick AS MATERIALIZED (SELECT COALESCE("
-        "  (SELECT id FROM tickets WHERE id = (SELECT id FROM hinted) AND status IN ('open', 'pending')),"
-        "  (SELECT id FROM tickets WHERE customer_id = (SELECT id FROM sender) AND status IN ('open', 'pending')"
-        "   ORDER BY created_at DESC LIMIT 1)) AS id),"
-        " cand AS (SELECT id, customer_id, status, priority, last_agent_reply_at, sla_policy FROM tickets"
-        "  WHERE id = (SELECT id FROM pick) AND status IN ('open', 'pending') FOR UPDATE),"
-        " running AS (SELECT 1 FROM sla_targets WHERE ticket_id = (SELECT id FROM cand WHERE last_agent_reply_at"
-        "  IS NOT NULL) AND target = 'next_response' AND met_at IS NULL FOR KEY SHARE),"
-        " ok AS (SELECT cand.id FROM cand, sender s WHERE cand.customer_id = s.id AND cand.status = 'open'"
-        "  AND s.tier = $5 AND (s.name IS NOT NULL OR $6::text IS NULL)"
-        "  AND array_position($7::text[], $8::text) <= array_position($7::text[], cand.priority)"
-        "  AND (cand.last_agent_reply_at IS NULL OR NOT COALESCE(cand.sla_policy = ANY($9::text[]), false)"
-        "   OR EXISTS (SELECT 1 FROM running))),"
-        + _message_ctes(first=10, ticket="ok.id", customer="s.id", sender="s.identity_id", source="FROM ok, sender s")
-        + f", t AS (UPDATE tickets SET {_customer_wrote(at=f'${9 + _AT}', order='$7', priority='$8')}"
-        "  FROM m WHERE tickets.id = m.ticket_id RETURNING tickets.number)"
-        " SELECT EXISTS (SELECT 1 FROM sender) AS sender_known, (SELECT id FROM ok) AS ticket_id,"
-        " (SELECT number FROM t) AS number, (SELECT id FROM m) AS message_id",
-        [i.kind for i in identities], [i.value for i in identities], list(thread_refs), number_hint, tier,
-        sender_name or None, list(PRIORITIES), priority, list(next_response_policies), *message.values(events))
-    return FollowUp(row["sender_known"], row["ticket_id"], row["number"], row["message_id"])
 
 
 async def by_id_for_update(conn: asyncpg.Connection, ticket_id: int) -> Ticket | None:
@@ -351,22 +257,15 @@ async def choose_thread(conn: asyncpg.Connection, customer_id: int, *, thread_re
     return ThreadChoice("new", None, previous_ticket_id=candidate.id)
 
 
-async def open_with_message(conn: asyncpg.Connection, new: NewTicket, message: NewMessage, events: Sequence[Event],
-                            now: datetime) -> Stored:
-    """A new ticket and its first message with its events (`ticket.created` among them gets the
-    reference), in one statement and round trip. The message is found by the ticket's reference."""
+async def create(conn: asyncpg.Connection, new: NewTicket, now: datetime) -> Ticket:
     row = await conn.fetchrow(
-        "WITH t AS (INSERT INTO tickets (customer_id, channel, subject, status, priority, topic, skill, language,"
+        "INSERT INTO tickets (customer_id, channel, subject, status, priority, topic, skill, language,"
         " team_id, sla_policy, previous_ticket_id, last_customer_message_at, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT id FROM teams WHERE name = $9), $10, $11, $12, $12, $12)"
-        f" RETURNING {COLUMNS}),"
-        + _message_ctes(first=14, ticket="t.id", customer="$1", sender="$13", source="FROM t",
-                        new_ticket="(SELECT number FROM t)")
-        + " SELECT (SELECT id FROM m) AS inserted_message_id, t.* FROM t",
+        f" RETURNING {COLUMNS}",
         new.customer_id, new.channel, new.subject, new.status, new.priority, new.topic, new.skill, new.language,
-        new.team, new.sla_policy, new.previous_ticket_id, now, message.sender_identity_id, *message.values(events))
-    ticket = Ticket.from_row(row)
-    return Stored(row["inserted_message_id"], ticket, ticket)
+        new.team, new.sla_policy, new.previous_ticket_id, now)
+    return Ticket.from_row(row)
 
 
 @dataclass(frozen=True)
