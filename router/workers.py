@@ -66,7 +66,7 @@ async def forever(name: str, step: Callable[[], Awaitable[int]],
         try:
             done = await step()
         except DATABASE_DOWN_ERRORS as exc:
-            log.warning("%s: database unavailable (%r); retrying", name, exc)
+            log.warning("%s: database unavailable or too slow (%r); retrying", name, exc)
             done = 0
         except Exception:
             log.exception("%s: step failed; retrying", name)

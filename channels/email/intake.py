@@ -194,7 +194,7 @@ class IntakeHandler:
         except StorageFailed:
             return "451 4.3.0 Requested action aborted: local error in processing"
         except DATABASE_DOWN_ERRORS as exc:
-            log.warning("SMTP intake: database unavailable (%r); answering 451", exc)
+            log.warning("SMTP intake: database unavailable or too slow (%r); answering 451", exc)
             return "451 4.3.0 Temporary local problem: please try again later"
         except RouterError as exc:
             if exc.status >= 500:

@@ -140,7 +140,7 @@ async def _router_error(request: Request, exc: Exception) -> Response:
 
 
 async def _database_down(request: Request, exc: Exception) -> Response:
-    log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+    log.warning("database unavailable or too slow during %s %s: %r", request.method, request.url.path, exc)
     return error_response(ServiceUnavailable("the database is unavailable; retry later"))
 
 
