@@ -12,16 +12,8 @@ from collections.abc import AsyncIterator
 
 from channels.email import intake
 from channels.email.intake import IntakeHandler, start_server
-from router.core.inbound import InboundMessage, IngestResult
+from tests.channels.email.test_smtp_pipelining import _ingest, _stored, reply
 from tests.conftest import free_port
-
-
-async def _stored(raw: bytes) -> str:
-    return "raw:test"
-
-
-async def _ingest(message: InboundMessage) -> IngestResult:
-    return IngestResult(message_id=1, ticket_id=1, ticket_ref="T-1", duplicate=False)
 
 
 @contextlib.asynccontextmanager
@@ -33,15 +25,6 @@ async def server(config, **options: float) -> AsyncIterator[int]:
         yield port
     finally:
         smtp.close()
-
-
-async def reply(reader: asyncio.StreamReader) -> bytes:
-    lines = b""
-    while True:
-        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
-        lines += line
-        if line[3:4] != b"-":
-            return lines
 
 
 async def hog(port: int) -> socket.socket:
